@@ -1,0 +1,99 @@
+"""One frozen settings object per process, read from env vars and overridden by CLI flags.
+
+Every field carries its env var and a one-line doc; the README configuration table repeats them
+(a unit test keeps the two in step).
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from schemas.errors import ConfigError
+
+
+def _setting(default: Any, env: str, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap_servers: str = _setting(
+        "127.0.0.1:9092", "KAFKA_BOOTSTRAP_SERVERS", "Kafka bootstrap servers (host:port,...)")
+    data_dir: str = _setting(
+        "bookloop-data", "BOOKLOOP_DATA_DIR", "Root of the parquet store and model registry")
+    web_port: int = _setting(6066, "BOOKLOOP_WEB_PORT", "Worker web port (/metrics, HTTP API)")
+    web_host: str = _setting("127.0.0.1", "BOOKLOOP_WEB_HOST", "Worker web bind address")
+    outcomes_topic: str = _setting(
+        "booking-outcomes", "BOOKLOOP_OUTCOMES_TOPIC", "Topic of Avro booking outcome events")
+    dlq_topic: str = _setting(
+        "booking-outcomes.dlq", "BOOKLOOP_DLQ_TOPIC", "Dead-letter topic (original bytes + reason header)")
+    model_topic: str = _setting(
+        "model-updates", "BOOKLOOP_MODEL_TOPIC", "Compacted topic of ModelUpdated events")
+    drift_topic: str = _setting("drift-events", "BOOKLOOP_DRIFT_TOPIC", "Topic of DriftDetected events")
+    group_id: str = _setting("bookloop-worker", "BOOKLOOP_GROUP_ID", "Consumer group (Faust app id) of the worker")
+    partitions: int = _setting(4, "BOOKLOOP_PARTITIONS", "Partitions when bookloop creates the outcomes topic")
+    window_seconds: int = _setting(
+        86400, "BOOKLOOP_WINDOW_SECONDS", "Event-time tumbling window size; must divide one day")
+    lateness_seconds: int = _setting(
+        3600, "BOOKLOOP_LATENESS_SECONDS", "Allowed lateness before a window closes (late events still land)")
+    flush_max_events: int = _setting(
+        50000, "BOOKLOOP_FLUSH_MAX_EVENTS", "Flush all open windows when this many events are buffered")
+    flush_interval_seconds: float = _setting(
+        10.0, "BOOKLOOP_FLUSH_INTERVAL_SECONDS", "Max wall time an event waits in a buffer before it lands")
+    dedupe_horizon_days: int = _setting(
+        7, "BOOKLOOP_DEDUPE_HORIZON_DAYS", "Event-time horizon within which a repeated event_id is dropped")
+    session_timeout_seconds: float = _setting(
+        10.0, "BOOKLOOP_SESSION_TIMEOUT_SECONDS", "Consumer session timeout (Tansu joins take about half)")
+    take_batch: int = _setting(1000, "BOOKLOOP_TAKE_BATCH", "Events the worker takes from Faust per batch")
+    max_message_bytes: int = _setting(
+        1_000_000, "BOOKLOOP_MAX_MESSAGE_BYTES", "Larger outcome messages are dead-lettered")
+    delivery_timeout_seconds: float = _setting(
+        30.0, "BOOKLOOP_DELIVERY_TIMEOUT_SECONDS", "Producer gives up on a message after this long")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Defaults < env vars < explicit overrides (CLI flags; None means 'not given')."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(f.metadata["env"])
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(f, raw)
+        for name, value in overrides.items():
+            if value is not None:
+                values[name] = value
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        if self.window_seconds <= 0 or 86400 % self.window_seconds:
+            raise ConfigError(f"window_seconds={self.window_seconds} must be positive and divide 86400")
+        for name in ("lateness_seconds", "dedupe_horizon_days"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.flush_interval_seconds <= 0 or self.session_timeout_seconds <= 0:
+            raise ConfigError("flush_interval_seconds and session_timeout_seconds must be > 0")
+
+    def replace(self, **changes: Any) -> "Settings":
+        new = dataclasses.replace(self, **changes)
+        new.check()
+        return new
+
+
+def _coerce(f: dataclasses.Field, raw: str) -> Any:
+    kind = f.type if isinstance(f.type, type) else {"int": int, "float": float, "str": str}[f.type]
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{f.metadata['env']}={raw!r} is not a valid {kind.__name__}") from None
+
+
+def settings_table() -> list[tuple[str, str, Any, str]]:
+    """(env var, field, default, doc) rows, for the README and `bookloop config`."""
+    return [(f.metadata["env"], f.name, f.default, f.metadata["doc"]) for f in dataclasses.fields(Settings)]
