@@ -80,6 +80,10 @@ class Settings:
         if self.flush_interval_seconds <= 0 or self.session_timeout_seconds <= 0:
             raise ConfigError("flush_interval_seconds and session_timeout_seconds must be > 0")
 
+    def to_env(self) -> dict[str, str]:
+        """The env vars that make a child process (a worker) see these same settings."""
+        return {f.metadata["env"]: str(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
     def replace(self, **changes: Any) -> "Settings":
         new = dataclasses.replace(self, **changes)
         new.check()

@@ -1,0 +1,137 @@
+"""`bookloop` — one click entry point for the broker, the worker, replays and the demo.
+
+Every command builds one Settings object: defaults < env vars < the flags given here.
+Errors bookloop raises on purpose print as one line and exit non-zero.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+import threading
+
+import click
+
+from schemas.errors import BookloopError
+from schemas.settings import Settings
+
+_FLAGS = {  # flag -> Settings field; shared by the commands that talk to Kafka
+    "bootstrap": ("--bootstrap", "bootstrap_servers", str, "Kafka bootstrap servers [KAFKA_BOOTSTRAP_SERVERS]"),
+    "data_dir": ("--data-dir", "data_dir", str, "Parquet store root [BOOKLOOP_DATA_DIR]"),
+    "topic": ("--topic", "outcomes_topic", str, "Outcomes topic [BOOKLOOP_OUTCOMES_TOPIC]"),
+}
+
+
+def settings_options(*names: str):
+    """Add the named settings flags to a command and pass a ready `settings` instead of them."""
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            overrides = {_FLAGS[n][1]: kwargs.pop(n) for n in names}
+            try:
+                kwargs["settings"] = Settings.from_env(**overrides)
+            except BookloopError as exc:
+                raise click.UsageError(str(exc)) from None
+            return command(**kwargs)
+        for name in reversed(names):
+            flag, _, kind, doc = _FLAGS[name]
+            wrapper = click.option(flag, name, type=kind, default=None, help=doc)(wrapper)
+        return wrapper
+    return decorate
+
+
+def run_cli(fn):
+    """Turn BookloopError into `Error: message` and exit code 1 (click's own usage errors give 2)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except BookloopError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+@click.group()
+@click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+def cli(log_level: str) -> None:
+    """bookloop: booking outcomes on Kafka -> deduplicated parquet -> drift -> retrain."""
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 (default: a free one)")
+@run_cli
+def broker(port: int | None) -> None:
+    """Run the embedded Tansu broker in the foreground until Ctrl-C."""
+    from producers.embedded_broker import EmbeddedBroker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port) as embedded:
+        click.echo(f"KAFKA_BOOTSTRAP_SERVERS={embedded.bootstrap}", err=False)
+        sys.stdout.flush()
+        try:
+            while not stop.wait(0.5):
+                if not embedded.running:
+                    raise click.ClickException(f"broker exited; log tail:\n{embedded.log_tail()}")
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+@settings_options("bootstrap", "data_dir", "topic")
+@click.option("--web-port", type=int, default=None, help="Web port for /metrics [BOOKLOOP_WEB_PORT]")
+@click.option("--group-id", default=None, help="Consumer group [BOOKLOOP_GROUP_ID]")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True)
+@run_cli
+def worker(settings: Settings, web_port: int | None, group_id: str | None, create_topics: bool) -> None:
+    """Run the Faust landing worker (consumes outcomes, lands parquet, serves /metrics)."""
+    from consumers.run import run_worker
+
+    settings = settings.replace(**{k: v for k, v in
+                                   {"web_port": web_port, "group_id": group_id}.items() if v is not None})
+    run_worker(settings, create_topics=create_topics)
+
+
+@cli.command()
+@click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
+@settings_options("bootstrap", "topic")
+@click.option("--limit", type=int, default=None, help="Only the first N bookings (in booking-time order)")
+@click.option("--rate", type=float, default=None, help="Events per second (default: as fast as possible)")
+@click.option("--resend-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
+              help="Share of events sent a second time (same event_id) to exercise dedupe")
+@click.option("--create-topics/--no-create-topics", default=True, show_default=True)
+@run_cli
+def replay(path, settings: Settings, limit, rate, resend_fraction, create_topics) -> None:
+    """Publish the hotel bookings dataset (default: the shipped copy) as outcome events."""
+    from producers.replay import replay_dataset
+
+    report = replay_dataset(settings, path, limit=limit, rate=rate, resend_fraction=resend_fraction,
+                            create_topics=create_topics)
+    click.echo(f"published {report.sent} events ({report.unique} bookings, {report.resent} re-sent) "
+               f"to {settings.outcomes_topic} in {report.seconds:.1f} s")
+
+
+@cli.command()
+@click.option("--data-dir", default="demo-data", show_default=True,
+              help="Where the demo lands parquet (its outcomes/ folder is recreated)")
+@click.option("--limit", type=int, default=None, help="Replay only the first N bookings")
+@click.option("--resend-fraction", type=float, default=0.05, show_default=True)
+@click.option("--timeout", type=float, default=900, show_default=True, help="Give up after this many seconds")
+@run_cli
+def demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: float) -> None:
+    """Broker + worker + replay of the real dataset; prints a summary and a SUMMARY {json} line."""
+    from batch.demo import run_demo
+
+    ok = run_demo(data_dir=data_dir, limit=limit, resend_fraction=resend_fraction, timeout=timeout)
+    sys.exit(0 if ok else 1)
+
+
+def main() -> None:
+    cli(prog_name="bookloop")
+
+
+if __name__ == "__main__":
+    main()

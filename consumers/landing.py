@@ -1,0 +1,268 @@
+"""The parquet sink: event-time tumbling windows per (Kafka partition, property), flushed to
+durable part files, with offsets released for commit only after the files are durable.
+
+Contract (like a Kafka Connect sink): `accept()` records, `flush_due()` / `flush()`, and
+`release()` of partitions on rebalance. It knows nothing of Faust: every accepted record comes
+with an opaque `handle` (the Faust event) that is handed back once it is safe to commit.
+
+Windows: a record belongs to [start, start + window) of its event time. A partition's watermark is
+the newest event time it has seen; a window closes when the watermark passes its end plus the
+allowed lateness. Closed windows are flushed after every batch. A record for a window that
+already closed is *late*: it is counted and still lands, in a new part file. All open windows are
+flushed when the buffer holds `flush_max_events` records or its oldest record has waited
+`flush_interval_seconds` of wall time (liveness for quiet live traffic). Files never depend on the
+wall clock for correctness: whatever the cut, each file holds distinct offsets and its name says
+which, and dedupe state is rebuilt from the files themselves (see dedupe.py).
+
+Durability order of a flush: write each file under a hidden temp name and fsync it -> link it to
+its final name (never overwriting) -> fsync the folders -> only then hand back the handles.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pyarrow.parquet as pq
+
+from consumers import rows as rowmod
+from consumers.dedupe import DedupeIndex, Verdict
+from consumers.paths import PartName, iter_part_files, partition_dir, temp_name
+from monitoring.metrics import IngestMetrics
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+DAY_MS = 86_400_000
+
+
+@dataclass
+class _Window:
+    rows: list[tuple] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    handles: list[Any] = field(default_factory=list)
+    first_wall: float = 0.0
+
+
+@dataclass
+class _PartitionState:
+    dedupe: DedupeIndex
+    watermark_ms: int = 0
+
+
+@dataclass(frozen=True)
+class WindowKey:
+    partition: int
+    property_id: str
+    start_ms: int
+
+
+class LandingSink:
+    def __init__(self, settings: Settings, topic: str, epoch: str, metrics: IngestMetrics,
+                 clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.topic = topic
+        self.epoch = epoch
+        self.metrics = metrics
+        self._clock = clock
+        self._window_ms = settings.window_seconds * 1000
+        self._lateness_ms = settings.lateness_seconds * 1000
+        self._windows: dict[WindowKey, _Window] = {}
+        self._partitions: dict[int, _PartitionState] = {}
+        self._landed_files: dict[int, list[tuple[str, Path, PartName]]] | None = None
+        self._buffered = 0
+
+    # ---- accepting records -------------------------------------------------------------
+    def accept(self, partition: int, offset: int, record: dict, handle: Any) -> Verdict:
+        """Buffer a validated record unless it already landed. Non-NEW verdicts: ack at once."""
+        state = self._partitions.get(partition) or self._resume(partition, offset)
+        row = rowmod.record_to_row(record)
+        digest = rowmod.row_digest(row)
+        verdict = state.dedupe.check(row[0], digest, offset)
+        if verdict is not Verdict.NEW:
+            self._count(verdict)
+            return verdict
+        ts_ms = row[rowmod.TIMESTAMP_INDEX]
+        state.dedupe.add(row[0], digest, offset, ts_ms // DAY_MS)
+        start = ts_ms - ts_ms % self._window_ms
+        if self._closed(start, state.watermark_ms):
+            self.metrics.late.inc()
+        state.watermark_ms = max(state.watermark_ms, ts_ms)
+        window = self._windows.get(key := WindowKey(partition, record["property_id"], start))
+        if window is None:
+            window = self._windows[key] = _Window(first_wall=self._clock())
+        window.rows.append(row)
+        window.offsets.append(offset)
+        window.handles.append(handle)
+        self._buffered += 1
+        return verdict
+
+    def _count(self, verdict: Verdict) -> None:
+        counter = {Verdict.REDELIVERED: self.metrics.redelivered,
+                   Verdict.DUPLICATE: self.metrics.duplicates,
+                   Verdict.CONFLICT: self.metrics.conflicts}[verdict]
+        counter.inc()
+        if verdict is Verdict.CONFLICT:
+            self.metrics.duplicates.inc()
+
+    def _closed(self, start_ms: int, watermark_ms: int) -> bool:
+        return start_ms + self._window_ms + self._lateness_ms <= watermark_ms
+
+    # ---- flushing ----------------------------------------------------------------------
+    @property
+    def buffered(self) -> int:
+        return self._buffered
+
+    def flush_due(self) -> list[Any]:
+        """Flush what must land now; returns the handles that are now safe to commit."""
+        if not self._windows:
+            return []
+        waited = self._clock() - min(w.first_wall for w in self._windows.values())
+        if self._buffered >= self.settings.flush_max_events or waited >= self.settings.flush_interval_seconds:
+            return self.flush()
+        closed = [k for k in self._windows if self._closed(k.start_ms, self._partitions[k.partition].watermark_ms)]
+        return self.flush(closed) if closed else []
+
+    def flush(self, keys: Iterable[WindowKey] | None = None) -> list[Any]:
+        """Land the given windows (default: all). On failure nothing is handed back."""
+        keys = list(self._windows) if keys is None else list(keys)
+        if not keys:
+            return []
+        started = time.perf_counter()
+        try:
+            self._write_durably(keys)
+        except OSError:
+            self.metrics.flush_errors.inc()
+            raise
+        handles: list[Any] = []
+        for key in keys:
+            window = self._windows.pop(key)
+            handles.extend(window.handles)
+        self._buffered -= len(handles)
+        self.metrics.landed.inc(len(handles))
+        self.metrics.buffered.set(self._buffered)
+        self.metrics.flush_seconds.observe(time.perf_counter() - started)
+        self._observe_lag()
+        return handles
+
+    def _write_durably(self, keys: list[WindowKey]) -> None:
+        staged: list[tuple[Path, Path]] = []
+        try:
+            for key in keys:
+                staged.append(self._write_temp(key, self._windows[key]))
+            folders = set()
+            for tmp, final in staged:
+                _link_no_overwrite(tmp, final)
+                folders.add(final.parent)
+            for folder in folders:
+                _fsync_dir(folder)
+        finally:
+            for tmp, _ in staged:
+                tmp.unlink(missing_ok=True)
+
+    def _write_temp(self, key: WindowKey, window: _Window) -> tuple[Path, Path]:
+        day = datetime.fromtimestamp(key.start_ms / 1000, tz=timezone.utc).date()
+        folder = partition_dir(self.settings.data_dir, key.property_id, day)
+        _make_dirs_durably(folder)
+        name = PartName(self.topic, key.partition, min(window.offsets), max(window.offsets), self.epoch)
+        final = folder / name.filename()
+        tmp = temp_name(final)
+        table = rowmod.rows_to_table(window.rows, key.partition, window.offsets)
+        with open(tmp, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+            size = fh.tell()
+        self.metrics.bytes_written.inc(size)
+        self.metrics.files_written.inc()
+        return tmp, final
+
+    def _observe_lag(self) -> None:
+        newest = max((s.watermark_ms for s in self._partitions.values()), default=0)
+        if newest:
+            self.metrics.event_time_lag.set(time.time() - newest / 1000)
+
+    # ---- rebalances --------------------------------------------------------------------
+    def release(self, partitions: Iterable[int]) -> list[Any]:
+        """Partitions are being revoked: land their buffered records, forget their state."""
+        partitions = set(partitions)
+        handles = self.flush([k for k in self._windows if k.partition in partitions])
+        for p in partitions:
+            self._partitions.pop(p, None)
+        self._landed_files = None
+        return handles
+
+    def set_epoch(self, epoch: str) -> None:
+        if epoch != self.epoch:
+            log.warning("topic %s has a new id %s (was %s): it was re-created", self.topic, epoch, self.epoch)
+            self.epoch = epoch
+            self._landed_files = None
+
+    def _resume(self, partition: int, first_offset: int) -> _PartitionState:
+        """First record of a partition since assignment: rebuild its dedupe state from landed files."""
+        state = _PartitionState(DedupeIndex(self.settings.dedupe_horizon_days))
+        files = self._files_of(partition)
+        newest_day = max((date.fromisoformat(d) for d, _, _ in files), default=None)
+        loaded = 0
+        for day_str, path, part in files:
+            in_horizon = (newest_day - date.fromisoformat(day_str)).days <= self.settings.dedupe_horizon_days
+            may_repeat = part.last_offset >= first_offset
+            if in_horizon or may_repeat:
+                loaded += self._load_file(state, path, in_horizon, may_repeat, part.last_offset)
+        log.info("%s[%d]: resuming at offset %d; dedupe state rebuilt from %d landed rows (%d files)",
+                 self.topic, partition, first_offset, loaded, len(files))
+        self._partitions[partition] = state
+        return state
+
+    def _load_file(self, state: _PartitionState, path: Path, in_horizon: bool, may_repeat: bool,
+                   last_offset: int) -> int:
+        table = pq.read_table(path, columns=list(rowmod.CONTENT_COLUMNS) + ["source_offset"])
+        offsets = table.column("source_offset").to_pylist()
+        for row, offset in zip(rowmod.table_to_rows(table), offsets):
+            digest = rowmod.row_digest(row)
+            ts_ms = row[rowmod.TIMESTAMP_INDEX]
+            if in_horizon:
+                state.dedupe.add(row[0], digest, offset, ts_ms // DAY_MS)
+                state.watermark_ms = max(state.watermark_ms, ts_ms)
+            if may_repeat:
+                state.dedupe.pin(row[0], digest, offset, last_offset)
+        return len(offsets)
+
+    def _files_of(self, partition: int) -> list[tuple[str, Path, PartName]]:
+        if self._landed_files is None:
+            listing: dict[int, list] = defaultdict(list)
+            for _prop, day, path, part in iter_part_files(self.settings.data_dir):
+                if part.topic == self.topic and part.epoch == self.epoch:
+                    listing[part.partition].append((day, path, part))
+            self._landed_files = listing
+        return self._landed_files.get(partition, [])
+
+
+def _link_no_overwrite(tmp: Path, final: Path) -> None:
+    """Atomic publish that refuses to replace an existing file (a landed file is never rewritten)."""
+    try:
+        os.link(tmp, final)
+    except FileExistsError:
+        raise OSError(f"refusing to overwrite landed file {final}; this indicates a bug or a second "
+                      f"writer on the same partition") from None
+
+
+def _make_dirs_durably(folder: Path) -> None:
+    if folder.is_dir():
+        return
+    missing = [p for p in [folder, *folder.parents] if not p.exists()]
+    folder.mkdir(parents=True, exist_ok=True)
+    for created in missing:
+        _fsync_dir(created.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,90 @@
+"""Create bookloop's topics (idempotently) and look up topic ids."""
+from __future__ import annotations
+
+import logging
+
+from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from schemas.errors import BrokerUnavailable, ConfigError
+from schemas.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_COMPACT = {"cleanup.policy": "compact"}
+_UNREACHABLE = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN}
+
+
+def admin_client(settings: Settings) -> AdminClient:
+    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+
+
+def topic_specs(settings: Settings, replication_factor: int = 1) -> list[NewTopic]:
+    """Outcomes, DLQ and drift with `settings.partitions`; the model topic compacted with one partition."""
+    n = settings.partitions
+    return [NewTopic(settings.outcomes_topic, n, replication_factor),
+            NewTopic(settings.dlq_topic, n, replication_factor),
+            NewTopic(settings.drift_topic, n, replication_factor),
+            NewTopic(settings.model_topic, 1, replication_factor, config=dict(_COMPACT))]
+
+
+def ensure_topics(settings: Settings, admin: AdminClient | None = None,
+                  replication_factor: int = 1) -> list[str]:
+    """Create the missing topics; returns the names that were created (existing ones are fine)."""
+    admin = admin or admin_client(settings)
+    created = []
+    timeout = settings.delivery_timeout_seconds
+    specs = topic_specs(settings, replication_factor)
+    futures = admin.create_topics(specs, request_timeout=timeout, operation_timeout=timeout)
+    for spec in specs:
+        error = _creation_error(futures[spec.topic], settings, timeout)
+        if error is not None and spec.config:
+            error = _retry_without_config(admin, spec, error, settings, timeout)
+        if error is None:
+            created.append(spec.topic)
+        elif error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+            raise ConfigError(f"could not create topic {spec.topic!r} on {settings.bootstrap_servers}: "
+                              f"{error.str()}")
+    return created
+
+
+def _retry_without_config(admin: AdminClient, spec: NewTopic, error: KafkaError,
+                          settings: Settings, timeout: float) -> KafkaError | None:
+    if error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
+        return error
+    log.warning("broker rejected config %s for topic %r (%s); creating it without",
+                spec.config, spec.topic, error.str())
+    plain = NewTopic(spec.topic, spec.num_partitions, spec.replication_factor)
+    future = admin.create_topics([plain], request_timeout=timeout, operation_timeout=timeout)[spec.topic]
+    return _creation_error(future, settings, timeout)
+
+
+def _creation_error(future, settings: Settings, timeout: float) -> KafkaError | None:
+    """None when the topic was created, else the broker's error; unreachable brokers raise."""
+    try:
+        future.result(timeout=timeout + 5)
+        return None
+    except KafkaException as exc:
+        return _unless_unreachable(exc.args[0], settings)
+
+
+def _unless_unreachable(error: KafkaError, settings: Settings) -> KafkaError:
+    if error.code() in _UNREACHABLE:
+        raise BrokerUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer: {error.str()}")
+    return error
+
+
+def topic_id(settings: Settings, topic: str, admin: AdminClient | None = None) -> str:
+    """The topic's id as Kafka's base64 string, or "0" when the broker reports none."""
+    admin = admin or admin_client(settings)
+    future = admin.describe_topics(TopicCollection([topic]),
+                                   request_timeout=settings.delivery_timeout_seconds)[topic]
+    try:
+        description = future.result(timeout=settings.delivery_timeout_seconds + 5)
+    except KafkaException as exc:
+        error = _unless_unreachable(exc.args[0], settings)
+        raise ConfigError(f"cannot describe topic {topic!r}: {error.str()}") from None
+    uuid = description.topic_id
+    if uuid is None or (uuid.get_most_significant_bits() == 0 and uuid.get_least_significant_bits() == 0):
+        return "0"
+    return str(uuid)
