@@ -28,6 +28,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from consumers import rows as rowmod
@@ -75,6 +76,11 @@ class LandingSink:
         self._partitions: dict[int, _PartitionState] = {}
         self._landed_files: dict[int, list[tuple[str, Path, PartName]]] | None = None
         self._buffered = 0
+        self._listeners: list[Callable[[WindowKey, pa.Table], None]] = []
+
+    def add_listener(self, listener: Callable[["WindowKey", pa.Table], None]) -> None:
+        """Call `listener(window key, table)` for every window after its file is durable."""
+        self._listeners.append(listener)
 
     # ---- accepting records -------------------------------------------------------------
     def accept(self, partition: int, offset: int, record: dict, handle: Any) -> Verdict:
@@ -133,11 +139,19 @@ class LandingSink:
         if not keys:
             return []
         started = time.perf_counter()
+        tables = {key: rowmod.rows_to_table(self._windows[key].rows, key.partition, self._windows[key].offsets)
+                  for key in keys}
         try:
-            self._write_durably(keys)
+            self._write_durably(tables)
         except OSError:
             self.metrics.flush_errors.inc()
             raise
+        for key, table in tables.items():
+            for listener in self._listeners:
+                try:
+                    listener(key, table)
+                except Exception:  # a broken observer must not block landing
+                    log.exception("listener %r failed for %s", listener, key)
         handles: list[Any] = []
         for key in keys:
             window = self._windows.pop(key)
@@ -149,11 +163,11 @@ class LandingSink:
         self._observe_lag()
         return handles
 
-    def _write_durably(self, keys: list[WindowKey]) -> None:
+    def _write_durably(self, tables: dict[WindowKey, pa.Table]) -> None:
         staged: list[tuple[Path, Path]] = []
         try:
-            for key in keys:
-                staged.append(self._write_temp(key, self._windows[key]))
+            for key, table in tables.items():
+                staged.append(self._write_temp(key, self._windows[key], table))
             folders = set()
             for tmp, final in staged:
                 _link_no_overwrite(tmp, final)
@@ -164,14 +178,13 @@ class LandingSink:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
 
-    def _write_temp(self, key: WindowKey, window: _Window) -> tuple[Path, Path]:
+    def _write_temp(self, key: WindowKey, window: _Window, table: pa.Table) -> tuple[Path, Path]:
         day = datetime.fromtimestamp(key.start_ms / 1000, tz=timezone.utc).date()
         folder = partition_dir(self.settings.data_dir, key.property_id, day)
         _make_dirs_durably(folder)
         name = PartName(self.topic, key.partition, min(window.offsets), max(window.offsets), self.epoch)
         final = folder / name.filename()
         tmp = temp_name(final)
-        table = rowmod.rows_to_table(window.rows, key.partition, window.offsets)
         with open(tmp, "wb") as fh:
             pq.write_table(table, fh, compression="zstd")
             fh.flush()
