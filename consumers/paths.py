@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 OUTCOMES = "outcomes"
+_EPOCH_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 _SAFE_ASCII = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_~")
 
 
@@ -55,6 +56,8 @@ class PartName:
     epoch: str
 
     def filename(self) -> str:
+        if not set(self.epoch) <= _EPOCH_CHARS:
+            raise ValueError(f"topic epoch {self.epoch!r} is not URL-safe base64")
         return (f"{self.topic}+{self.partition:04d}+{self.first_offset:020d}"
                 f"+{self.last_offset:020d}+{self.epoch}.parquet")
 

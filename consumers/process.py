@@ -47,10 +47,17 @@ class WorkerProcess:
         raise BookloopError(f"worker did not serve {self.metrics_url} within {timeout} s; "
                             f"log tail:\n{self.log_tail()}")
 
-    def metrics(self) -> dict[str, float]:
-        if self.proc.poll() is not None:
-            raise BookloopError(f"worker exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
-        return scrape(self.metrics_url)
+    def metrics(self, attempts: int = 5) -> dict[str, float]:
+        """Current metrics; a busy worker may answer slowly, so transient failures are retried."""
+        for attempt in range(attempts):
+            if self.proc.poll() is not None:
+                raise BookloopError(f"worker exited with {self.proc.returncode}; log tail:\n{self.log_tail()}")
+            try:
+                return scrape(self.metrics_url, timeout=10.0)
+            except OSError:
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(1.0)
 
     def log_tail(self, chars: int = 3000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""

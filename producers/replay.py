@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from tqdm import tqdm
@@ -26,7 +27,8 @@ def replay_dataset(settings: Settings, path: str | Path | None = None, limit: in
                    rate: float | None = None, resend_fraction: float = 0.0,
                    create_topics: bool = True, publisher: OutcomePublisher | None = None) -> ReplayReport:
     outcomes = outcomes_from_bookings(load_bookings(path or DEFAULT_DATASET), limit=limit)
-    order = plan_resends(outcomes, resend_fraction)
+    # a re-send is a retry: it follows its original within the worker's dedupe horizon
+    order = plan_resends(outcomes, resend_fraction, max_lag=timedelta(days=settings.dedupe_horizon_days))
     if create_topics:
         ensure_topics(settings)
     started = time.monotonic()

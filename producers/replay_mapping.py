@@ -4,11 +4,15 @@ One CSV row is one booking; see data/README.md for the column -> event mapping.
 """
 from __future__ import annotations
 
+import bisect
 import gc
+import heapq
+import itertools
+import math
 import os
 import random
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ DEFAULT_DATASET = Path(os.environ.get("BOOKLOOP_DATASET")
                        or Path(__file__).resolve().parent.parent / "data" / "hotel_bookings.csv.gz")
 
 EVENT_ID_PREFIX = "hotel-bookings"
+DEFAULT_MAX_LAG = timedelta(days=7)  # the worker's default event-time dedupe horizon
 PROPERTY_IDS = {"City Hotel": "city", "Resort Hotel": "resort"}
 MONTHS = {name: i for i, name in enumerate(
     ["January", "February", "March", "April", "May", "June", "July", "August",
@@ -150,34 +155,82 @@ def _record(row: dict) -> dict:
     }
 
 
-def plan_resends(outcomes: list[dict], fraction: float, seed: int = 7, max_gap: int = 200) -> list[dict]:
-    """Send order: every outcome once plus round(fraction*n) of them again, 1..max_gap positions later.
+def plan_resends(outcomes: list[dict], fraction: float, seed: int = 7, max_gap: int = 200,
+                 max_lag: timedelta = DEFAULT_MAX_LAG) -> list[dict]:
+    """Send order: every outcome once plus round(fraction*n) random ones again (the same dict).
 
-    Each re-send reserves a free slot among the next `max_gap` output positions; at most
-    max_gap-1 earlier reservations can fall in that window, so a free slot always exists.
+    A re-send comes 1..max_gap positions after its original, and before any outcome that would
+    lift the newest timestamp sent so far more than `max_lag` past its own, so it stays inside
+    the worker's event-time dedupe horizon even where bookings are sparse (2013-2014, where 200
+    positions span months). Re-sends are emitted earliest-deadline-first: position deadlines are
+    distinct, so none is ever missed. Deterministic for a seed.
     """
+    _check_resend_arguments(fraction, max_gap)
+    rng = random.Random(seed)
+    chosen = set(rng.sample(range(len(outcomes)), round(fraction * len(outcomes))))
+    lag_limits = _lag_limits(outcomes, max_lag)
+    queue = _ResendQueue()
+    order: list[dict] = []
+    index = 0
+    while index < len(outcomes) or queue:
+        resend = queue.pop_due(len(order), index if index < len(outcomes) else math.inf)
+        if resend is not None:
+            order.append(resend)
+            continue
+        order.append(outcomes[index])
+        if index in chosen:
+            position = len(order) - 1
+            queue.push(outcomes[index], target=position + rng.randint(1, max_gap),
+                       deadline=position + max_gap, lag_limit=lag_limits[index])
+        index += 1
+    return order
+
+
+def _check_resend_arguments(fraction: float, max_gap: int) -> None:
     if not 0.0 <= fraction <= 1.0:
         raise ConfigError(f"resend fraction must be within [0, 1], got {fraction}")
     if max_gap < 1:
         raise ConfigError(f"max_gap must be >= 1, got {max_gap}")
-    rng = random.Random(seed)
-    chosen = set(rng.sample(range(len(outcomes)), round(fraction * len(outcomes))))
-    reserved: dict[int, dict] = {}
-    order: list[dict] = []
-    for index, outcome in enumerate(outcomes):
-        while len(order) in reserved:
-            order.append(reserved.pop(len(order)))
-        if index in chosen:
-            reserved[_free_slot(reserved, len(order), max_gap, rng)] = outcome
-        order.append(outcome)
-    order.extend(reserved[slot] for slot in sorted(reserved))
-    return order
 
 
-def _free_slot(reserved: dict[int, dict], position: int, max_gap: int, rng: random.Random) -> int:
-    start = rng.randint(1, max_gap)
-    for step in range(max_gap):
-        slot = position + (start - 1 + step) % max_gap + 1
-        if slot not in reserved:
-            return slot
-    raise AssertionError("no free re-send slot; the window invariant was broken")
+def _lag_limits(outcomes: list[dict], max_lag: timedelta) -> list[int]:
+    """For each outcome: the index of the first outcome after which the newest timestamp sent
+    exceeds its own by more than `max_lag` (its re-send must go out before that one)."""
+    newest = list(itertools.accumulate((o["timestamp"] for o in outcomes), max))
+    return [bisect.bisect_right(newest, o["timestamp"] + max_lag) for o in outcomes]
+
+
+class _ResendQueue:
+    """Pending re-sends; one is due once its random target position is reached or its lag
+    limit is the next original. Due ones leave in order of their position deadline."""
+
+    def __init__(self):
+        self._items: dict[int, tuple[int, dict]] = {}  # seq -> (deadline, outcome)
+        self._by_target: list[tuple[int, int]] = []
+        self._by_lag_limit: list[tuple[float, int]] = []
+        self._due: list[tuple[int, int]] = []
+        self._seq = itertools.count()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def push(self, outcome: dict, target: int, deadline: int, lag_limit: int) -> None:
+        seq = next(self._seq)
+        self._items[seq] = (deadline, outcome)
+        heapq.heappush(self._by_target, (target, seq))
+        heapq.heappush(self._by_lag_limit, (lag_limit, seq))
+
+    def pop_due(self, position: int, next_original: float) -> dict | None:
+        self._release(self._by_target, position)
+        self._release(self._by_lag_limit, next_original)
+        while self._due:
+            _, seq = heapq.heappop(self._due)
+            if seq in self._items:  # an item can be released by both heaps
+                return self._items.pop(seq)[1]
+        return None
+
+    def _release(self, heap: list, bound: float) -> None:
+        while heap and heap[0][0] <= bound:
+            _, seq = heapq.heappop(heap)
+            if seq in self._items:
+                heapq.heappush(self._due, (self._items[seq][0], seq))

@@ -75,7 +75,7 @@ def _unless_unreachable(error: KafkaError, settings: Settings) -> KafkaError:
 
 
 def topic_id(settings: Settings, topic: str, admin: AdminClient | None = None) -> str:
-    """The topic's id as Kafka's base64 string, or "0" when the broker reports none."""
+    """The topic's id as Kafka prints it (URL-safe base64), or "0" when the broker reports none."""
     admin = admin or admin_client(settings)
     future = admin.describe_topics(TopicCollection([topic]),
                                    request_timeout=settings.delivery_timeout_seconds)[topic]
@@ -87,4 +87,5 @@ def topic_id(settings: Settings, topic: str, admin: AdminClient | None = None) -
     uuid = description.topic_id
     if uuid is None or (uuid.get_most_significant_bits() == 0 and uuid.get_least_significant_bits() == 0):
         return "0"
-    return str(uuid)
+    # Kafka shows topic ids as URL-safe base64 (no "/" or "+"), which also makes them safe in file names
+    return str(uuid).replace("+", "-").replace("/", "_")

@@ -1,6 +1,7 @@
 """OutcomePublisher, ensure_topics and EmbeddedBroker against the real embedded Tansu broker."""
 from __future__ import annotations
 
+import re
 import time
 import uuid
 
@@ -123,6 +124,7 @@ def test_ensure_topics_is_idempotent_and_compacts_models(settings_factory, broke
     assert config["cleanup.policy"].value == "compact"
     ids = {topic_id(settings, t) for t in (settings.outcomes_topic, settings.model_topic)}
     assert len(ids) == 2 and "0" not in ids
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{22}", i) for i in ids)  # URL-safe: usable in file names
 
 
 def test_restart_keeps_the_port_and_loses_the_data():

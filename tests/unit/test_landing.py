@@ -134,3 +134,9 @@ def test_release_flushes_revoked_partition_and_forgets_state(tmp_path):
     assert sink.release([0]) == ["a"]
     assert sink.buffered == 1
     assert landed(tmp_path).num_rows == 1
+
+
+def test_part_names_refuse_epochs_that_are_not_url_safe():
+    assert PartName.parse(PartName("t", 1, 2, 3, "Ab-_9").filename()) == PartName("t", 1, 2, 3, "Ab-_9")
+    with pytest.raises(ValueError):
+        PartName("t", 1, 2, 3, "Ab/c+d").filename()

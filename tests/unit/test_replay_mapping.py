@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -105,7 +105,8 @@ def test_missing_dataset_names_the_path(tmp_path):
 
 
 def _small(n: int = 2000) -> list[dict]:
-    return [{"event_id": f"e{i}"} for i in range(n)]
+    start = datetime(2016, 1, 1, tzinfo=timezone.utc)
+    return [{"event_id": f"e{i}", "timestamp": start + timedelta(minutes=i)} for i in range(n)]
 
 
 @pytest.mark.parametrize("fraction", [0.0, 0.05, 0.5, 1.0])
@@ -138,6 +139,34 @@ def test_plan_resends_keeps_original_order_and_is_deterministic(outcomes):
     assert len(order) == 5500
     originals = {id(o) for o in sample}
     assert all(id(o) in originals for o in order)  # a re-send is the very same record
+
+
+@pytest.mark.parametrize("fraction", [0.05, 1.0])
+def test_plan_resends_stays_within_the_event_time_horizon(outcomes, fraction):
+    """Sparse 2013-2014 bookings: 200 positions can span months, yet no re-send may come after
+    an outcome more than max_lag newer than itself (the worker would have forgotten its id)."""
+    order = plan_resends(outcomes, fraction, max_lag=timedelta(days=7))
+    first_seen: dict[str, int] = {}
+    newest = order[0]["timestamp"]
+    for position, outcome in enumerate(order):
+        newest = max(newest, outcome["timestamp"])
+        if outcome["event_id"] in first_seen:
+            assert newest - outcome["timestamp"] <= timedelta(days=7), outcome["event_id"]
+            assert 1 <= position - first_seen[outcome["event_id"]] <= 200
+        else:
+            first_seen[outcome["event_id"]] = position
+    assert len(order) == len(outcomes) + round(fraction * len(outcomes))
+
+
+def test_plan_resends_on_sparse_events_resends_before_the_next_one():
+    start = datetime(2014, 1, 1, tzinfo=timezone.utc)
+    sparse = [{"event_id": f"s{i}", "timestamp": start + timedelta(days=10 * i)} for i in range(100)]
+    order = plan_resends(sparse, 0.5, seed=1)
+    assert len(order) == 150
+    for previous, current in zip(order, order[1:]):
+        if current is not previous and current["timestamp"] < previous["timestamp"]:
+            pytest.fail(f"{current['event_id']} re-sent after a newer outcome {previous['event_id']}")
+    assert sum(a is b for a, b in zip(order, order[1:])) == 50  # each re-send right after its original
 
 
 def test_plan_resends_rejects_bad_arguments():
