@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test unit integration clean
+.PHONY: setup system-deps demo test unit integration chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"bookloop needs Python 3.11, found {sys.version}"'
@@ -15,17 +15,29 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# Debian packages the integration tests run for real (installed only when the binary is missing):
+# prometheus-pushgateway (retrain metrics) and prometheus (promtool checks metrics and alert rules).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v prometheus-pushgateway >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus-pushgateway; }
+	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus; }
+
 demo: setup
 	$(VENV)/bin/bookloop demo
 
-test: setup
+test: setup system-deps
 	$(PY) -m pytest -q
 
-unit: setup
+unit: setup system-deps  # promtool checks the metric names and alert rules
 	$(PY) -m pytest -q tests/unit
 
-integration: setup
+integration: setup system-deps
 	$(PY) -m pytest -q tests/integration
+
+# The fault-injection suite at full size (make test runs the same scenarios on a slice of the data);
+# BOOKLOOP_CHAOS_SEED=<seed printed by a run> replays its schedule.
+chaos: setup
+	BOOKLOOP_CHAOS=full $(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_chaos_*.py
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache

@@ -13,6 +13,8 @@ import threading
 
 import click
 
+from batch.drift_command import drift_command
+from batch.storage_commands import storage_commands
 from schemas.errors import BookloopError
 from schemas.settings import Settings
 
@@ -127,6 +129,84 @@ def demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: floa
 
     ok = run_demo(data_dir=data_dir, limit=limit, resend_fraction=resend_fraction, timeout=timeout)
     sys.exit(0 if ok else 1)
+
+
+_MODEL_TYPES = ["conversion", "adr", "revpar"]
+
+
+@cli.command()
+@settings_options("bootstrap", "data_dir")
+@click.option("--all-properties", is_flag=True, help="Every property in the store")
+@click.option("--property-id", default=None, help="One property")
+@click.option("--on-drift", is_flag=True, help="The properties of unhandled DriftDetected events (forced)")
+@click.option("--model-type", type=click.Choice(_MODEL_TYPES + ["all"]), default="all", show_default=True)
+@click.option("--force", is_flag=True, help="Ignore the outcome thresholds (deploying still needs the comparison)")
+@click.option("--min-new-outcomes", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--min-total-outcomes", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--as-of", default=None, help="YYYY-MM-DD (through that day, UTC) or ISO time; default now")
+@click.option("--pushgateway", default=None, help="Push run metrics here [BOOKLOOP_PUSHGATEWAY_URL]")
+@click.option("--publish/--no-publish", default=True, show_default=True, help="Publish ModelUpdated events")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of the text blocks")
+@run_cli
+def retrain(settings: Settings, all_properties, property_id, on_drift, model_type, force, min_new_outcomes,
+            min_total_outcomes, as_of, pushgateway, publish, as_json) -> None:
+    """Retrain LightGBM models from the parquet store; deploy those not worse than the live ones."""
+    from batch.retrain_command import RetrainRequest, run_retrain_command
+
+    if sum((all_properties, property_id is not None, on_drift)) != 1:
+        raise click.UsageError("give exactly one of --all-properties, --property-id P, --on-drift")
+    if pushgateway is not None:
+        settings = settings.replace(pushgateway_url=pushgateway)
+    request = RetrainRequest(all_properties, property_id, model_type, force, min_new_outcomes,
+                             min_total_outcomes, as_of, on_drift, publish, as_json)
+    sys.exit(run_retrain_command(settings, request))
+
+
+@cli.group()
+def models() -> None:
+    """The model registry under <data_dir>/models."""
+
+
+@models.command("list")
+@settings_options("data_dir")
+@click.option("--property-id", default=None, help="Only this property")
+@click.option("--json", "as_json", is_flag=True)
+@run_cli
+def models_list(settings: Settings, property_id: str | None, as_json: bool) -> None:
+    """Registered versions, newest first; * marks the deployed one."""
+    from batch.models_command import list_models
+
+    list_models(settings, property_id, as_json)
+
+
+@models.command("rollback")
+@settings_options("bootstrap", "data_dir")
+@click.option("--property-id", required=True)
+@click.option("--model-type", type=click.Choice(_MODEL_TYPES), required=True)
+@click.option("--to", "to_version", default=None, help="Version to deploy (default: the one live before)")
+@run_cli
+def models_rollback(settings: Settings, property_id: str, model_type: str, to_version: str | None) -> None:
+    """Deploy an earlier version again and publish its ModelUpdated event."""
+    from batch.models_command import rollback
+
+    rollback(settings, property_id, model_type, to_version)
+
+
+@cli.command("follow-models")
+@settings_options("bootstrap")
+@click.option("--once", is_flag=True, help="Print the live versions after rebuilding, then exit")
+@click.option("--json", "as_json", is_flag=True)
+@run_cli
+def follow_models_command(settings: Settings, once: bool, as_json: bool) -> None:
+    """Rebuild the live models from the model topic, then log each switch until Ctrl-C."""
+    from batch.models_command import follow_models
+
+    follow_models(settings, once, as_json)
+
+
+cli.add_command(drift_command)
+for _command in storage_commands:  # stats, export, prune, compact
+    cli.add_command(_command)
 
 
 def main() -> None:

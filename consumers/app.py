@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any, Iterable
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from consumers.acks import OrderedAcks
 from consumers.dedupe import Verdict
+from consumers.drift_tracker import attach_drift_tracker
+from consumers.http_api import register_http_api
 from consumers.intake import Rejected, read_outcome
 from consumers.landing import LandingSink
-from monitoring.metrics import IngestMetrics
+from monitoring.metrics import DriftMetrics, IngestMetrics
+from producers.schema_topic import read_announced
 from producers.topics import topic_id
 from schemas.codec import default_codec
 from schemas.settings import Settings
@@ -40,37 +45,81 @@ class LandingWorker:
         self.sink = LandingSink(settings, settings.outcomes_topic, epoch, metrics)
         self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw")
+        self.acks = OrderedAcks()
+        self.generation: int | None = None   # consumer generation whose events we are landing
+        self.draining = False                 # revoked: ignore events until the next generation
+        self._schemas_read_at = float("-inf")
+        self.disk_paused = False
         self.assigned: set = set()
 
     async def process(self, events: list) -> None:
         dead: list[tuple[Any, Rejected]] = []
-        done: list[Any] = []
         for event in events:
             message = event.message
-            if message.tp not in self.assigned:
-                continue  # fetched before a rebalance took the partition away; its owner re-reads it
+            if not self._current(message.generation_id):
+                continue  # fetched before a rebalance; Faust re-reads it from the committed offset
             self.metrics.consumed.inc()
+            self.acks.track(message.partition, message.offset, event)
             outcome = read_outcome(event.value, self.codec, self.settings.max_message_bytes)
+            if isinstance(outcome, Rejected) and outcome.reason == "unknown_fingerprint" \
+                    and await self._learn_schemas():
+                outcome = read_outcome(event.value, self.codec, self.settings.max_message_bytes)
             if isinstance(outcome, Rejected):
                 dead.append((event, outcome))
             elif self.sink.accept(message.partition, message.offset, outcome, event) is not Verdict.NEW:
-                done.append(event)
+                self._complete([event])
         if dead:
             await self._dead_letter(dead)
-            done.extend(event for event, _ in dead)
-        done.extend(self._flush_due())
-        _ack(done)
+            self._complete(event for event, _ in dead)
+        self._complete(self._flush_due())
+        while self.disk_paused and not self.draining:   # hold the stream: Faust stops fetching
+            await asyncio.sleep(1.0)
+            self._complete(self._flush_due())
+        _ack(self.acks.ready())
         self.metrics.buffered.set(self.sink.buffered)
 
+    async def _learn_schemas(self) -> bool:
+        """Read the schemas producers announced (at most every 10 s); True if we looked."""
+        if time.monotonic() - self._schemas_read_at < 10.0:
+            return False
+        self._schemas_read_at = time.monotonic()
+        for schema in await asyncio.to_thread(read_announced, self.settings):
+            self.codec.register(schema, origin=f"announced on {self.settings.schema_topic}")
+        return True
+
+    def _current(self, generation: int) -> bool:
+        """Accept events of the newest generation only; a newer one starts from a clean slate."""
+        if self.generation is not None and generation <= self.generation:
+            return generation == self.generation and not self.draining
+        self.sink.discard_all()   # anything taken after the last revoke is read again anyway
+        self.acks.reset()
+        self.generation, self.draining = generation, False
+        return True
+
+    def _complete(self, events) -> None:
+        for event in events:
+            self.acks.complete(event.message.partition, event.message.offset)
+
     async def tick(self) -> None:
-        _ack(self._flush_due())
+        self._complete(self._flush_due())
+        _ack(self.acks.ready())
 
     def _flush_due(self) -> list[Any]:
+        """Land what is due. When the disk refuses (full, read-only, gone), stop fetching and
+        retry every tick: nothing past the last durable file is committed, nothing is dropped."""
         try:
-            return self.sink.flush_due()
+            landed = self.sink.flush_due()
         except OSError as exc:
-            log.error("flush failed, nothing committed, will retry: %s", exc)
+            if not self.disk_paused:
+                log.error("cannot write parquet under %s (%s): pausing consumption, nothing is "
+                          "committed past the last durable file; retrying every second",
+                          self.settings.data_dir, exc)
+                self.disk_paused = True
             return []
+        if self.disk_paused:
+            log.warning("parquet writes work again under %s: resuming consumption", self.settings.data_dir)
+            self.disk_paused = False
+        return landed
 
     async def _dead_letter(self, dead: list[tuple[Any, Rejected]]) -> None:
         pending = []
@@ -88,9 +137,16 @@ class LandingWorker:
         await asyncio.gather(*pending)  # delivered to the DLQ before the originals are acked
 
     async def on_revoked(self, sender: Any, revoked: Iterable, **_: Any) -> None:
+        """Land what is buffered, ack and commit it, and take no more events of this generation."""
         mine = {tp.partition for tp in revoked if tp.topic == self.settings.outcomes_topic}
-        _ack(self.sink.release(mine))
+        try:
+            self._complete(self.sink.release(mine))
+        except OSError as exc:
+            log.error("could not land buffered events before the rebalance (they will be re-read): %s", exc)
+            self.sink.discard_all()
+        _ack(self.acks.ready())
         await self.app.consumer.commit()
+        self.draining = True
         self.assigned.clear()
 
     async def on_assigned(self, sender: Any, assigned: Iterable, **_: Any) -> None:
@@ -140,4 +196,6 @@ def create_worker(settings: Settings, registry: CollectorRegistry | None = None)
         return web.bytes(generate_latest(registry), content_type=_METRICS_CONTENT_TYPE)
 
     app.page("/metrics")(metrics_page)
+    register_http_api(app, worker, settings)  # the seed's HTTP API (POST /learn, stats, dashboards)
+    attach_drift_tracker(app, worker.sink, settings, DriftMetrics(registry))
     return app, worker

@@ -53,12 +53,19 @@ class DedupeIndex:
             return Verdict.REDELIVERED
         return Verdict.DUPLICATE if seen[0] == digest else Verdict.CONFLICT
 
-    def add(self, event_id: str, digest: bytes, offset: int, day: int) -> None:
+    def add(self, event_id: str, digest: bytes, offset: int, day: int, evict: bool = True) -> None:
+        """Remember an id; `day` is its event day (days since the epoch)."""
         self._seen[event_id] = (digest, offset)
         self._by_day[day].append(event_id)
         if day > self._newest_day:
             self._newest_day = day
-            self._evict()
+            if evict:
+                self._evict()
+
+    def rewind(self, newest_day: int) -> None:
+        """After a reload: the horizon counts from `newest_day`, not from the newest id loaded."""
+        self._newest_day = newest_day
+        self._evict()
 
     def pin(self, event_id: str, digest: bytes, offset: int, until_offset: int) -> None:
         self._pinned[event_id] = (digest, offset)

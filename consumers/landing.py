@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from consumers import failpoints
 from consumers import rows as rowmod
 from consumers.dedupe import DedupeIndex, Verdict
 from consumers.paths import PartName, iter_part_files, partition_dir, temp_name
@@ -39,6 +40,7 @@ from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
 @dataclass
@@ -165,15 +167,24 @@ class LandingSink:
 
     def _write_durably(self, tables: dict[WindowKey, pa.Table]) -> None:
         staged: list[tuple[Path, Path]] = []
+        published: list[Path] = []
         try:
             for key, table in tables.items():
                 staged.append(self._write_temp(key, self._windows[key], table))
+            failpoints.reach("flush_after_temp_files")
             folders = set()
             for tmp, final in staged:
                 _link_no_overwrite(tmp, final)
+                published.append(final)
                 folders.add(final.parent)
+                if len(staged) > 1:
+                    failpoints.reach("flush_between_links")
             for folder in folders:
                 _fsync_dir(folder)
+        except BaseException:
+            for final in published:   # not acked yet: take them back so the retry can publish all
+                final.unlink(missing_ok=True)
+            raise
         finally:
             for tmp, _ in staged:
                 tmp.unlink(missing_ok=True)
@@ -185,11 +196,15 @@ class LandingSink:
         name = PartName(self.topic, key.partition, min(window.offsets), max(window.offsets), self.epoch)
         final = folder / name.filename()
         tmp = temp_name(final)
-        with open(tmp, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-            size = fh.tell()
+        try:
+            with open(tmp, "wb") as fh:
+                pq.write_table(table, fh, compression="zstd")
+                fh.flush()
+                os.fsync(fh.fileno())
+                size = fh.tell()
+        except BaseException:
+            tmp.unlink(missing_ok=True)   # e.g. the disk ran full halfway through
+            raise
         self.metrics.bytes_written.inc(size)
         self.metrics.files_written.inc()
         return tmp, final
@@ -209,6 +224,13 @@ class LandingSink:
         self._landed_files = None
         return handles
 
+    def discard_all(self) -> None:
+        """Forget every buffer and partition state without landing (nothing of it was acked)."""
+        self._windows.clear()
+        self._partitions.clear()
+        self._buffered = 0
+        self._landed_files = None
+
     def set_epoch(self, epoch: str) -> None:
         if epoch != self.epoch:
             log.warning("topic %s has a new id %s (was %s): it was re-created", self.topic, epoch, self.epoch)
@@ -216,33 +238,51 @@ class LandingSink:
             self._landed_files = None
 
     def _resume(self, partition: int, first_offset: int) -> _PartitionState:
-        """First record of a partition since assignment: rebuild its dedupe state from landed files."""
+        """First record of a partition since assignment: rebuild its dedupe state from landed files.
+
+        The state must be what a worker that never stopped would hold at `first_offset`: the ids
+        within the horizon of the watermark reached *before* that offset (estimated from the files
+        that lie wholly before it, so never too late), plus every id in files at or after it,
+        pinned, because Kafka is about to deliver those messages again.
+        """
         state = _PartitionState(DedupeIndex(self.settings.dedupe_horizon_days))
+        self._remove_stale_temps(partition)
         files = self._files_of(partition)
-        newest_day = max((date.fromisoformat(d) for d, _, _ in files), default=None)
-        loaded = 0
+        before = [date.fromisoformat(d) for d, _, part in files if part.last_offset < first_offset]
+        resume_day = max(before, default=None)
+        loaded, oldest = 0, None
         for day_str, path, part in files:
-            in_horizon = (newest_day - date.fromisoformat(day_str)).days <= self.settings.dedupe_horizon_days
+            day = date.fromisoformat(day_str)
             may_repeat = part.last_offset >= first_offset
-            if in_horizon or may_repeat:
-                loaded += self._load_file(state, path, in_horizon, may_repeat, part.last_offset)
+            # (when resume_day is None every file may repeat, so the subtraction is never reached)
+            if may_repeat or (resume_day - day).days <= self.settings.dedupe_horizon_days:
+                loaded += self._load_file(state, path, may_repeat, part.last_offset)
+                oldest = day if oldest is None else min(oldest, day)
+        if oldest is not None:
+            state.dedupe.rewind((resume_day or oldest).toordinal() - _EPOCH_ORDINAL)
         log.info("%s[%d]: resuming at offset %d; dedupe state rebuilt from %d landed rows (%d files)",
                  self.topic, partition, first_offset, loaded, len(files))
         self._partitions[partition] = state
         return state
 
-    def _load_file(self, state: _PartitionState, path: Path, in_horizon: bool, may_repeat: bool,
-                   last_offset: int) -> int:
+    def _remove_stale_temps(self, partition: int) -> None:
+        """Temp files of this partition were left by a flush that crashed before publishing them."""
+        for _prop, _day, path, part in iter_part_files(self.settings.data_dir, temp=True):
+            if part.topic == self.topic and part.partition == partition:
+                log.info("removing %s, left by an interrupted flush", path)
+                path.unlink(missing_ok=True)
+
+    def _load_file(self, state: _PartitionState, path: Path, may_repeat: bool, last_offset: int) -> int:
         table = pq.read_table(path, columns=list(rowmod.CONTENT_COLUMNS) + ["source_offset"])
         offsets = table.column("source_offset").to_pylist()
         for row, offset in zip(rowmod.table_to_rows(table), offsets):
             digest = rowmod.row_digest(row)
             ts_ms = row[rowmod.TIMESTAMP_INDEX]
-            if in_horizon:
-                state.dedupe.add(row[0], digest, offset, ts_ms // DAY_MS)
-                state.watermark_ms = max(state.watermark_ms, ts_ms)
+            state.dedupe.add(row[0], digest, offset, ts_ms // DAY_MS, evict=False)
             if may_repeat:
                 state.dedupe.pin(row[0], digest, offset, last_offset)
+            elif ts_ms > state.watermark_ms:
+                state.watermark_ms = ts_ms   # the watermark reached before the resume offset
         return len(offsets)
 
     def _files_of(self, partition: int) -> list[tuple[str, Path, PartName]]:

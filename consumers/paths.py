@@ -80,19 +80,33 @@ def temp_name(final: Path) -> Path:
     return final.with_name(f".{final.name}.tmp")
 
 
-def iter_part_files(data_dir: str | Path):
-    """Yield (property_id, date string, path, PartName) for every landed part file."""
+def _temp_target(name: str) -> str:
+    """The final name a temp file was written for, or "" if `name` is not a temp file."""
+    return name[1:-len(".tmp")] if name.startswith(".") and name.endswith(".parquet.tmp") else ""
+
+
+def iter_part_files(data_dir: str | Path, temp: bool = False):
+    """Yield (property_id, date string, path, PartName) for every landed part file — or, with
+    `temp`, for every temp file a crashed flush left behind."""
     root = outcomes_root(data_dir)
     if not root.is_dir():
         return
-    for prop_dir in root.iterdir():
+    for prop_dir in _entries(root):
         if not prop_dir.name.startswith("property_id="):
             continue
         property_id = decode_segment(prop_dir.name[len("property_id="):])
-        for day_dir in prop_dir.iterdir():
+        for day_dir in _entries(prop_dir):
             if not day_dir.name.startswith("date="):
                 continue
-            for entry in day_dir.iterdir():
-                part = PartName.parse(entry.name)
+            for entry in _entries(day_dir):
+                part = PartName.parse(_temp_target(entry.name) if temp else entry.name)
                 if part is not None:
                     yield property_id, day_dir.name[len("date="):], entry, part
+
+
+def _entries(folder: Path) -> list[Path]:
+    """A folder's entries; none if it vanished meanwhile (retention or compaction moved it)."""
+    try:
+        return list(folder.iterdir())
+    except FileNotFoundError:
+        return []

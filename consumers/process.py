@@ -14,8 +14,10 @@ from schemas.settings import Settings
 
 
 class WorkerProcess:
-    def __init__(self, settings: Settings, log_path: str | Path, log_level: str = "INFO"):
+    def __init__(self, settings: Settings, log_path: str | Path, log_level: str = "INFO",
+                 extra_env: dict[str, str] | None = None):
         self.settings = settings
+        self.extra_env = extra_env or {}
         self.log_path = Path(log_path)
         self.log_level = log_level
         self.proc: subprocess.Popen | None = None
@@ -26,7 +28,7 @@ class WorkerProcess:
 
     def start(self) -> "WorkerProcess":
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **self.extra_env}
         command = [sys.executable, "-m", "batch.cli", "--log-level", self.log_level, "worker"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,

@@ -7,6 +7,7 @@ import time
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from producers.schema_topic import announce
 from schemas.codec import Codec, default_codec
 from schemas.errors import BookloopError, BrokerUnavailable, DeliveryError
 from schemas.settings import Settings
@@ -55,6 +56,7 @@ class OutcomePublisher:
         self._last_client_error: KafkaError | None = None
         self._closed = False
         self._producer = Producer({**producer_config(settings), "error_cb": self._on_client_error})
+        announce(self._producer, settings, self.codec)
 
     def publish(self, record: dict) -> None:
         """Validate (ValidationError before anything is sent), encode and produce one outcome."""

@@ -19,13 +19,24 @@ def admin_client(settings: Settings) -> AdminClient:
     return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
 
 
+def probe(settings: Settings, timeout: float = 5.0) -> None:
+    """Raise BrokerUnavailable unless Kafka answers a metadata request within `timeout`."""
+    try:
+        admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise BrokerUnavailable(f"Kafka at {settings.bootstrap_servers} did not answer within "
+                                f"{timeout:.0f} s: {exc.args[0].str()}") from None
+
+
 def topic_specs(settings: Settings, replication_factor: int = 1) -> list[NewTopic]:
-    """Outcomes, DLQ and drift with `settings.partitions`; the model topic compacted with one partition."""
+    """Outcomes, DLQ and drift with `settings.partitions`; the model and schema topics compacted,
+    with one partition."""
     n = settings.partitions
     return [NewTopic(settings.outcomes_topic, n, replication_factor),
             NewTopic(settings.dlq_topic, n, replication_factor),
             NewTopic(settings.drift_topic, n, replication_factor),
-            NewTopic(settings.model_topic, 1, replication_factor, config=dict(_COMPACT))]
+            NewTopic(settings.model_topic, 1, replication_factor, config=dict(_COMPACT)),
+            NewTopic(settings.schema_topic, 1, replication_factor, config=dict(_COMPACT))]
 
 
 def ensure_topics(settings: Settings, admin: AdminClient | None = None,

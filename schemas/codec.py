@@ -110,6 +110,10 @@ class Codec:
     def fingerprint(self, schema: str = DEFAULT_SCHEMA) -> bytes:
         return self._current_schema(schema).fingerprint
 
+    def canonical_form(self, schema: str = DEFAULT_SCHEMA) -> str:
+        """The current schema's Parsing Canonical Form: what its fingerprint is taken of."""
+        return to_parsing_canonical_form(self._current_schema(schema).parsed)
+
     def encode(self, record: dict, schema: str = DEFAULT_SCHEMA) -> bytes:
         """`record` as a single-object message written with the current schema named `schema`."""
         return _encode(record, self._current_schema(schema))

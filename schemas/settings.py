@@ -32,6 +32,11 @@ class Settings:
     model_topic: str = _setting(
         "model-updates", "BOOKLOOP_MODEL_TOPIC", "Compacted topic of ModelUpdated events")
     drift_topic: str = _setting("drift-events", "BOOKLOOP_DRIFT_TOPIC", "Topic of DriftDetected events")
+    schema_topic: str = _setting(
+        "bookloop-schemas", "BOOKLOOP_SCHEMA_TOPIC",
+        "Compacted topic where producers announce their Avro writer schemas (embedded mode)")
+    pushgateway_url: str = _setting(
+        "", "BOOKLOOP_PUSHGATEWAY_URL", "Pushgateway for retrain metrics (host:port or URL); empty: no push")
     group_id: str = _setting("bookloop-worker", "BOOKLOOP_GROUP_ID", "Consumer group (Faust app id) of the worker")
     partitions: int = _setting(4, "BOOKLOOP_PARTITIONS", "Partitions when bookloop creates the outcomes topic")
     window_seconds: int = _setting(
@@ -51,6 +56,28 @@ class Settings:
         1_000_000, "BOOKLOOP_MAX_MESSAGE_BYTES", "Larger outcome messages are dead-lettered")
     delivery_timeout_seconds: float = _setting(
         30.0, "BOOKLOOP_DELIVERY_TIMEOUT_SECONDS", "Producer gives up on a message after this long")
+    api_token: str = field(default="", repr=False, metadata={  # a secret: kept out of repr and logs
+        "env": "BOOKLOOP_API_TOKEN", "doc": "When set, POST /learn needs `Authorization: Bearer <token>`"})
+    api_max_body_bytes: int = _setting(
+        1_048_576, "BOOKLOOP_API_MAX_BODY_BYTES", "Larger POST /learn bodies are refused with 413")
+    drift_reference_days: int = _setting(
+        30, "BOOKLOOP_DRIFT_REFERENCE_DAYS", "Days of event time in the drift reference window")
+    drift_current_days: int = _setting(
+        7, "BOOKLOOP_DRIFT_CURRENT_DAYS",
+        "Days of event time in the current drift window (ends with the newest day)")
+    drift_ks_p: float = _setting(0.05, "BOOKLOOP_DRIFT_KS_P", "A feature drifted when its KS p-value is below this")
+    drift_psi: float = _setting(0.2, "BOOKLOOP_DRIFT_PSI", "A feature drifted when its PSI is above this")
+    drift_share: float = _setting(
+        0.25, "BOOKLOOP_DRIFT_SHARE", "Retrain recommended when more than this share of features drifted")
+    drift_min_samples: int = _setting(
+        50, "BOOKLOOP_DRIFT_MIN_SAMPLES", "Fewer values in either window: insufficient data, never drifted")
+    drift_psi_bins: int = _setting(10, "BOOKLOOP_DRIFT_PSI_BINS", "PSI bins (reference quantiles)")
+    drift_day_samples: int = _setting(
+        2000, "BOOKLOOP_DRIFT_DAY_SAMPLES",
+        "Worker keeps at most this many rows per property and day for drift")
+    metrics_max_properties: int = _setting(
+        50, "BOOKLOOP_METRICS_MAX_PROPERTIES",
+        "Worker tracks drift and exports metrics for at most this many properties")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -74,11 +101,18 @@ class Settings:
         for name in ("lateness_seconds", "dedupe_horizon_days"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes"):
+        for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes", "api_max_body_bytes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.flush_interval_seconds <= 0 or self.session_timeout_seconds <= 0:
             raise ConfigError("flush_interval_seconds and session_timeout_seconds must be > 0")
+        for name in ("drift_reference_days", "drift_current_days", "drift_min_samples",
+                     "drift_day_samples", "metrics_max_properties"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not (0 < self.drift_ks_p < 1 and 0 <= self.drift_share < 1 and self.drift_psi > 0
+                and self.drift_psi_bins >= 2):
+            raise ConfigError("drift thresholds need 0 < ks_p < 1, 0 <= share < 1, psi > 0 and psi_bins >= 2")
 
     def to_env(self) -> dict[str, str]:
         """The env vars that make a child process (a worker) see these same settings."""

@@ -61,6 +61,7 @@ def settings_factory(broker, tmp_path) -> Callable[..., Settings]:
         values = dict(bootstrap_servers=broker.bootstrap, data_dir=str(base / "store"),
                       outcomes_topic=unique("outcomes"), dlq_topic=unique("dlq"),
                       model_topic=unique("models"), drift_topic=unique("drift"),
+                      schema_topic=unique("schemas"),
                       group_id=unique("group"), web_port=free_port(), session_timeout_seconds=6.0,
                       delivery_timeout_seconds=15.0)
         values.update(overrides)

@@ -113,7 +113,8 @@ def test_unreachable_broker_fails_flush_in_time(real_outcomes):
 def test_ensure_topics_is_idempotent_and_compacts_models(settings_factory, broker):
     settings = settings_factory(partitions=3)
     assert sorted(ensure_topics(settings)) == sorted([settings.outcomes_topic, settings.dlq_topic,
-                                                      settings.drift_topic, settings.model_topic])
+                                                      settings.drift_topic, settings.model_topic,
+                                                      settings.schema_topic])
     assert ensure_topics(settings) == []
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
     topics = admin.list_topics(timeout=10).topics

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry
 from consumers.dedupe import Verdict
 from consumers.landing import LandingSink
 from consumers.paths import PartName, iter_part_files
+from consumers.rows import rows_to_table
 from monitoring.metrics import IngestMetrics
 from schemas.settings import Settings
 
@@ -140,3 +141,31 @@ def test_part_names_refuse_epochs_that_are_not_url_safe():
     assert PartName.parse(PartName("t", 1, 2, 3, "Ab-_9").filename()) == PartName("t", 1, 2, 3, "Ab-_9")
     with pytest.raises(ValueError):
         PartName("t", 1, 2, 3, "Ab/c+d").filename()
+
+
+def test_resume_removes_temp_files_of_an_interrupted_flush(tmp_path):
+    sink, _ = make_sink(tmp_path)
+    sink.accept(0, 0, record(0), 0)
+    key = next(iter(sink._windows))
+    table = rows_to_table(sink._windows[key].rows, 0, sink._windows[key].offsets)
+    tmp, final = sink._write_temp(key, sink._windows[key], table)   # crash before the link
+    assert tmp.exists() and not final.exists()
+    again, _ = make_sink(tmp_path)
+    assert again.accept(0, 0, record(0), 0) is Verdict.NEW   # nothing landed, so not a redelivery
+    assert not tmp.exists()
+    again.flush()
+    assert landed(tmp_path).column("event_id").to_pylist() == ["e0"]
+
+
+def test_resume_rebuilds_the_horizon_of_the_resume_point_not_of_the_newest_file(tmp_path):
+    # the committed offset lags the landed files: a crash after offset 10 landed, resume at 3
+    sink, _ = make_sink(tmp_path)
+    for offset in range(11):
+        sink.accept(0, offset, record(offset, day=offset), offset)
+    sink.flush()
+    again, metrics = make_sink(tmp_path)
+    assert again.accept(0, 3, record(3, day=3), 3) is Verdict.REDELIVERED
+    # a producer re-send of an event from just before the resume point is still recognised
+    assert again.accept(0, 11, record(2, day=2), 11) is Verdict.DUPLICATE
+    assert again.accept(0, 12, record(12, day=11), 12) is Verdict.NEW
+    assert value(metrics.redelivered) == 1 and value(metrics.duplicates) == 1
