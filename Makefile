@@ -16,11 +16,13 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 # Debian packages the integration tests run for real (installed only when the binary is missing):
-# prometheus-pushgateway (retrain metrics) and prometheus (promtool checks metrics and alert rules).
+# prometheus-pushgateway (retrain metrics), prometheus (promtool checks metrics and alert rules) and
+# docker-compose (`docker-compose config` validates docker-compose.yml; no Docker engine is needed).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 system-deps:
 	@command -v prometheus-pushgateway >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus-pushgateway; }
 	@command -v promtool >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq prometheus; }
+	@command -v docker-compose >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq docker-compose; }
 
 demo: setup
 	$(VENV)/bin/bookloop demo

@@ -116,6 +116,19 @@ def replay(path, settings: Settings, limit, rate, resend_fraction, create_topics
                f"to {settings.outcomes_topic} in {report.seconds:.1f} s")
 
 
+@cli.command("create-topics")
+@settings_options("bootstrap")
+@click.option("--replication-factor", type=click.IntRange(min=1), default=1, show_default=True)
+@run_cli
+def create_topics(settings: Settings, replication_factor: int) -> None:
+    """Create bookloop's topics if missing (outcomes, DLQ, drift: BOOKLOOP_PARTITIONS; models, schemas: compacted)."""
+    from producers.topics import ensure_topics, probe
+
+    probe(settings, timeout=settings.delivery_timeout_seconds)
+    created = ensure_topics(settings, replication_factor=replication_factor)
+    click.echo(f"created: {', '.join(created) or 'none (all existed)'}")
+
+
 @cli.command()
 @click.option("--data-dir", default="demo-data", show_default=True,
               help="Where the demo lands parquet (its outcomes/ folder is recreated)")
@@ -147,9 +160,11 @@ _MODEL_TYPES = ["conversion", "adr", "revpar"]
 @click.option("--pushgateway", default=None, help="Push run metrics here [BOOKLOOP_PUSHGATEWAY_URL]")
 @click.option("--publish/--no-publish", default=True, show_default=True, help="Publish ModelUpdated events")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of the text blocks")
+@click.option("--dask-scheduler", default=None, metavar="ADDRESS",
+              help="Train the properties on this Dask cluster (tcp://host:8786; needs bookloop[dask])")
 @run_cli
 def retrain(settings: Settings, all_properties, property_id, on_drift, model_type, force, min_new_outcomes,
-            min_total_outcomes, as_of, pushgateway, publish, as_json) -> None:
+            min_total_outcomes, as_of, pushgateway, publish, as_json, dask_scheduler) -> None:
     """Retrain LightGBM models from the parquet store; deploy those not worse than the live ones."""
     from batch.retrain_command import RetrainRequest, run_retrain_command
 
@@ -158,7 +173,7 @@ def retrain(settings: Settings, all_properties, property_id, on_drift, model_typ
     if pushgateway is not None:
         settings = settings.replace(pushgateway_url=pushgateway)
     request = RetrainRequest(all_properties, property_id, model_type, force, min_new_outcomes,
-                             min_total_outcomes, as_of, on_drift, publish, as_json)
+                             min_total_outcomes, as_of, on_drift, publish, as_json, dask_scheduler)
     sys.exit(run_retrain_command(settings, request))
 
 

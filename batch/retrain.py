@@ -35,6 +35,7 @@ class RetrainOptions:
     min_new: int = MIN_NEW_OUTCOMES
     force: bool = False
     trigger: str = "schedule"  # schedule, manual, force or drift (the ModelUpdated `trigger`)
+    store: str | None = None   # where outcomes are read (path or URI); None: <data_dir>/outcomes
 
 
 @dataclass
@@ -58,7 +59,7 @@ def retrain_property(data_dir: str, property_id: str, options: RetrainOptions,
                      num_threads: int = 0) -> list[ModelResult]:
     """Every requested model type of one property; never raises (failures become results)."""
     try:
-        outcomes = load_outcomes(data_dir, property_id, options.cutoff)
+        outcomes = load_outcomes(data_dir, property_id, options.cutoff, options.store)
     except Exception as exc:  # a broken store must not stop the other properties
         log.exception("loading outcomes of %s failed", property_id)
         return [_failed(property_id, t, f"loading outcomes failed: {_describe(exc)}", [])
@@ -164,11 +165,16 @@ def _describe(exc: BaseException) -> str:
 
 
 def run_properties(data_dir: str, properties: list[str], options: RetrainOptions,
-                   on_result: Callable[[ModelResult], None]) -> list[ModelResult]:
-    """Retrain every property (in parallel processes when there are several); `on_result` sees
-    each result as soon as its property is done."""
+                   on_result: Callable[[ModelResult], None], dask_scheduler: str | None = None) -> list[ModelResult]:
+    """Retrain every property (in parallel processes when there are several, or on the Dask
+    cluster at `dask_scheduler`); `on_result` sees each result as soon as its property is done."""
     results = []
-    for batch in _property_batches(data_dir, properties, options):
+    if dask_scheduler:
+        from batch.retrain_dask import dask_batches
+        batches = dask_batches(dask_scheduler, data_dir, properties, options)
+    else:
+        batches = _property_batches(data_dir, properties, options)
+    for batch in batches:
         for result in batch:
             on_result(result)
             results.append(result)

@@ -38,6 +38,7 @@ class RetrainRequest:
     on_drift: bool
     publish: bool
     as_json: bool
+    dask_scheduler: str | None = None   # train on this Dask cluster instead of local processes
 
 
 def parse_as_of(text: str | None, now: datetime | None = None) -> datetime:
@@ -85,7 +86,7 @@ def run_retrain_command(settings: Settings, request: RetrainRequest) -> int:
 
 def _plan(settings: Settings, request: RetrainRequest,
           reader: DriftEventReader | None) -> tuple[list[str], RetrainOptions]:
-    known = list_properties(settings.data_dir)
+    known = list_properties(settings.data_dir, settings.store_uri or None)
     if reader is not None:
         drifted = sorted({event["property_id"] for event in reader.read()})
         properties, trigger = [p for p in drifted if p in known], "drift"
@@ -103,7 +104,8 @@ def _plan(settings: Settings, request: RetrainRequest,
     model_types = MODEL_TYPES if request.model_type == "all" else (request.model_type,)
     options = RetrainOptions(model_types, parse_as_of(request.as_of), request.min_total, request.min_new,
                              force=request.force or request.on_drift,
-                             trigger="force" if request.force and not request.on_drift else trigger)
+                             trigger="force" if request.force and not request.on_drift else trigger,
+                             store=settings.store_uri or None)
     return properties, options
 
 
@@ -121,7 +123,7 @@ def _run(settings: Settings, properties: list[str], options: RetrainOptions,
         bar.update()
 
     try:
-        return run_properties(settings.data_dir, properties, options, on_result)
+        return run_properties(settings.data_dir, properties, options, on_result, request.dask_scheduler)
     finally:
         bar.close()
         if publisher is not None:

@@ -31,7 +31,8 @@ def _one_line_errors(command):
 def _storage(data_dir: str | None):
     from consumers.storage import OutcomesStorage
 
-    return OutcomesStorage(Settings.from_env(data_dir=data_dir).data_dir)
+    settings = Settings.from_env(data_dir=data_dir)
+    return OutcomesStorage(settings.data_dir, settings.store_uri)  # BOOKLOOP_STORE_URI: stats read that copy
 
 
 @click.command("stats")

@@ -26,7 +26,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from consumers.model_features import FeatureSpec, flatten_rows
-from consumers.paths import decode_segment, outcomes_root
+from consumers.store_location import describe, store_filesystem, subfolders
+from consumers.paths import decode_segment
 from schemas.errors import BookloopError
 
 MODEL_TYPES = ("conversion", "adr", "revpar")
@@ -60,20 +61,20 @@ class TrainedModel:
     seconds: float
 
 
-def list_properties(data_dir: str | Path) -> list[str]:
-    root = outcomes_root(data_dir)
-    if not root.is_dir():
-        raise TrainingError(f"no outcome store at {root}: run the worker (or `bookloop demo`) first")
-    return sorted(decode_segment(p.name.split("=", 1)[1]) for p in root.iterdir()
-                  if p.is_dir() and p.name.startswith("property_id="))
+def list_properties(data_dir: str | Path, store: str | None = None) -> list[str]:
+    """The properties in the store: `<data_dir>/outcomes`, or `store` (a path or URI, see store_location)."""
+    names = subfolders(*store_filesystem(data_dir, store))
+    if names is None:
+        raise TrainingError(f"no outcome store at {describe(data_dir, store)}: run the worker (or `bookloop demo`) first")
+    return sorted(decode_segment(name.split("=", 1)[1]) for name in names if name.startswith("property_id="))
 
 
-def load_outcomes(data_dir: str | Path, property_id: str, cutoff: datetime) -> pd.DataFrame:
+def load_outcomes(data_dir: str | Path, property_id: str, cutoff: datetime, store: str | None = None) -> pd.DataFrame:
     """The property's outcomes with event time before `cutoff`, one row per event_id, oldest first."""
-    root = outcomes_root(data_dir)
-    if not root.is_dir():
-        raise TrainingError(f"no outcome store at {root}: run the worker (or `bookloop demo`) first")
-    dataset = ds.dataset(root, format="parquet", partitioning="hive")
+    filesystem, root = store_filesystem(data_dir, store)
+    if subfolders(filesystem, root) is None:
+        raise TrainingError(f"no outcome store at {describe(data_dir, store)}: run the worker (or `bookloop demo`) first")
+    dataset = ds.dataset(root, filesystem=filesystem, format="parquet", partitioning="hive")
     limit = pa.scalar(cutoff, type=pa.timestamp("ms", tz="UTC"))
     table = dataset.to_table(filter=(pc.field("property_id") == property_id) & (pc.field("timestamp") < limit))
     return dedupe(table.to_pandas())

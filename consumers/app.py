@@ -15,6 +15,7 @@ import time
 from typing import Any, Iterable
 
 import faust
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumers.acks import OrderedAcks
@@ -22,12 +23,14 @@ from consumers.dedupe import Verdict
 from consumers.drift_tracker import attach_drift_tracker
 from consumers.http_api import register_http_api
 from consumers.intake import Rejected, read_outcome
+from consumers.kafka_auth import broker_credentials
 from consumers.landing import LandingSink
 from monitoring.metrics import DriftMetrics, IngestMetrics
 from producers.schema_topic import read_announced
 from producers.topics import topic_id
 from schemas.codec import default_codec
 from schemas.settings import Settings
+from schemas.wire import WireCodec
 
 log = logging.getLogger("bookloop.worker")
 # aiohttp takes the charset separately; Prometheus' text format is UTF-8 either way
@@ -42,12 +45,14 @@ class LandingWorker:
         self.settings = settings
         self.metrics = metrics
         self.codec = default_codec()
+        self.wire = WireCodec.for_topic(settings, settings.outcomes_topic, self.codec)  # both wire formats
         self.sink = LandingSink(settings, settings.outcomes_topic, epoch, metrics)
         self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw")
         self.acks = OrderedAcks()
-        self.generation: int | None = None   # consumer generation whose events we are landing
-        self.draining = False                 # revoked: ignore events until the next generation
+        self.positions: dict[int, int] = {}   # next offset expected, per partition we own
+        self._gaps: dict[int, int] = {}       # partition -> offset to re-read from
+        self.draining = True                  # until an assignment tells us where to start
         self._schemas_read_at = float("-inf")
         self.disk_paused = False
         self.assigned: set = set()
@@ -56,14 +61,13 @@ class LandingWorker:
         dead: list[tuple[Any, Rejected]] = []
         for event in events:
             message = event.message
-            if not self._current(message.generation_id):
-                continue  # fetched before a rebalance; Faust re-reads it from the committed offset
+            if not self._in_order(message.partition, message.offset):
+                continue  # not ours, already seen, or past a gap (re-read from the gap)
             self.metrics.consumed.inc()
             self.acks.track(message.partition, message.offset, event)
-            outcome = read_outcome(event.value, self.codec, self.settings.max_message_bytes)
-            if isinstance(outcome, Rejected) and outcome.reason == "unknown_fingerprint" \
-                    and await self._learn_schemas():
-                outcome = read_outcome(event.value, self.codec, self.settings.max_message_bytes)
+            outcome = await self._read(event.value)
+            if outcome is None:
+                continue  # revoked while the registry was down: read again by the next owner
             if isinstance(outcome, Rejected):
                 dead.append((event, outcome))
             elif self.sink.accept(message.partition, message.offset, outcome, event) is not Verdict.NEW:
@@ -76,7 +80,30 @@ class LandingWorker:
             await asyncio.sleep(1.0)
             self._complete(self._flush_due())
         _ack(self.acks.ready())
+        await self._seek_gaps()
         self.metrics.buffered.set(self.sink.buffered)
+
+    async def _read(self, value: bytes | None) -> dict | Rejected | None:
+        """The outcome or its rejection. An unknown fingerprint makes us read the announced schemas
+        once; an unreachable Schema Registry holds the stream (retrying) instead of dead-lettering
+        valid messages, until it answers or the partitions are revoked (then None)."""
+        outcome = await self._decode(value)
+        if isinstance(outcome, Rejected) and outcome.reason == "unknown_fingerprint" and await self._learn_schemas():
+            outcome = await self._decode(value)
+        delay = 1.0
+        while isinstance(outcome, Rejected) and outcome.reason == "registry_unavailable":
+            if self.draining:
+                return None
+            log.warning("%s; holding the stream, retrying in %.0f s", outcome.detail, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+            outcome = await self._decode(value)
+        return outcome
+
+    async def _decode(self, value: bytes | None) -> dict | Rejected:
+        if self.wire.needs_fetch(value):   # the registry is asked over HTTP: off the event loop
+            return await asyncio.to_thread(read_outcome, value, self.wire, self.settings.max_message_bytes)
+        return read_outcome(value, self.wire, self.settings.max_message_bytes)
 
     async def _learn_schemas(self) -> bool:
         """Read the schemas producers announced (at most every 10 s); True if we looked."""
@@ -87,14 +114,27 @@ class LandingWorker:
             self.codec.register(schema, origin=f"announced on {self.settings.schema_topic}")
         return True
 
-    def _current(self, generation: int) -> bool:
-        """Accept events of the newest generation only; a newer one starts from a clean slate."""
-        if self.generation is not None and generation <= self.generation:
-            return generation == self.generation and not self.draining
-        self.sink.discard_all()   # anything taken after the last revoke is read again anyway
-        self.acks.reset()
-        self.generation, self.draining = generation, False
-        return True
+    def _in_order(self, partition: int, offset: int) -> bool:
+        """Take exactly the next offset of each partition we own. Anything else is skipped: events
+        of revoked partitions, copies of offsets already taken, and events past a gap — a gap means
+        something was skipped (e.g. it arrived while a rebalance was being handled), so we re-read
+        from it instead of letting a later ack commit past it."""
+        expected = None if self.draining else self.positions.get(partition)
+        if expected is None:
+            return False
+        if offset == expected:
+            self.positions[partition] = offset + 1
+            return True
+        if offset > expected:
+            self._gaps[partition] = expected
+        return False
+
+    async def _seek_gaps(self) -> None:
+        for partition, offset in self._gaps.items():
+            log.info("%s[%d]: gap before %d, re-reading from there", self.settings.outcomes_topic,
+                     partition, offset)
+            await self.app.consumer.seek(TP(self.settings.outcomes_topic, partition), offset)
+        self._gaps.clear()
 
     def _complete(self, events) -> None:
         for event in events:
@@ -147,12 +187,31 @@ class LandingWorker:
         _ack(self.acks.ready())
         await self.app.consumer.commit()
         self.draining = True
+        self.positions.clear()
         self.assigned.clear()
 
     async def on_assigned(self, sender: Any, assigned: Iterable, **_: Any) -> None:
+        """Start clean from the committed offsets (the earliest where nothing is committed yet)."""
+        self.draining = True
         self.assigned = {tp for tp in assigned if tp.topic == self.settings.outcomes_topic}
-        self.sink.set_epoch(topic_id(self.settings, self.settings.outcomes_topic))
-        log.info("assigned %s", sorted(tp.partition for tp in self.assigned))
+        recreated = self.sink.set_epoch(topic_id(self.settings, self.settings.outcomes_topic))
+        self.sink.discard_all()   # nothing in it was acked; it is read again from the commits
+        self.acks.reset()
+        # a re-created topic starts again at 0; offsets committed for its previous incarnation
+        # (they can reach the new broker before we notice) mean nothing for it
+        self.positions = await self._start_offsets(self.assigned, trust_commits=not recreated)
+        for tp in self.assigned:
+            await self.app.consumer.seek(tp, self.positions[tp.partition])
+        self.draining = False
+        log.info("assigned %s, starting at %s", sorted(tp.partition for tp in self.assigned), self.positions)
+
+    async def _start_offsets(self, tps: set, trust_commits: bool) -> dict[int, int]:
+        if not tps:
+            return {}
+        committed = await self.app.consumer.seek_to_committed() if trust_commits else {}
+        missing = [tp for tp in tps if committed.get(tp) is None or committed[tp] < 0]
+        earliest = await self.app.consumer.earliest_offsets(*missing) if missing else {}
+        return {tp.partition: committed[tp] if tp not in earliest else earliest[tp] for tp in tps}
 
 
 def _ack(events: list[Any]) -> None:
@@ -164,7 +223,7 @@ def faust_app(settings: Settings) -> faust.App:
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
     session = settings.session_timeout_seconds
     return faust.App(
-        settings.group_id, broker=brokers, autodiscover=False,
+        settings.group_id, broker=brokers, autodiscover=False, broker_credentials=broker_credentials(settings),
         key_serializer="raw", value_serializer="raw",
         web_port=settings.web_port, web_bind=settings.web_host, web_host=settings.web_host,
         datadir=f"{settings.data_dir}/.faust",

@@ -28,8 +28,9 @@ from consumers import dashboard, learn
 from consumers.storage import OutcomesStorage, parse_as_of
 from producers.topics import admin_client
 from schemas.codec import default_codec
-from schemas.errors import BrokerUnavailable
+from schemas.errors import BrokerUnavailable, RegistryUnavailable
 from schemas.settings import Settings
+from schemas.wire import WireCodec
 
 log = logging.getLogger("bookloop.http")
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
@@ -52,15 +53,20 @@ class HttpApi:
         self.worker = worker
         self.settings = settings
         self.storage = OutcomesStorage(settings.data_dir)
+        self.wire = WireCodec.for_topic(settings, settings.outcomes_topic, default_codec())
         self._admin = None
 
     async def post_learn(self, view: View, request: Request) -> Response:
         self._authorize(request)
         body = await read_body(request, self.settings.api_max_body_bytes)
         try:
-            batch = learn.prepare_batch(learn.parse_batch(body), default_codec())
+            batch = await self._prepare(learn.parse_batch(body))
         except learn.BadBatch as exc:
             raise ApiError(400, exc.code, exc.message, errors=exc.errors) from None
+        except RegistryUnavailable as exc:
+            log.warning("POST /learn: %s", exc)
+            raise ApiError(503, "registry_unavailable", f"{exc}; nothing was published: retry the same request",
+                           headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         try:
             await learn.publish(self.app, self.settings.outcomes_topic, batch, self.settings.delivery_timeout_seconds)
         except BrokerUnavailable as exc:
@@ -69,6 +75,11 @@ class HttpApi:
                            "the same request (their event ids make retries safe)",
                            headers={"Retry-After": str(RETRY_AFTER_SECONDS)}) from None
         return view.json(learn.summary(batch))
+
+    async def _prepare(self, items: list) -> list:
+        if self.wire.registry is None:
+            return learn.prepare_batch(items, self.wire)
+        return await self._in_thread(learn.prepare_batch, items, self.wire)  # may ask the registry (HTTP)
 
     async def stats(self, view: View, request: Request, property_id: str) -> Response:
         stats = await self._in_thread(self.storage.get_statistics, property_id, query_as_of(request))

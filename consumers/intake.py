@@ -1,4 +1,6 @@
-"""From raw message bytes to a validated outcome record, or a reason to dead-letter it."""
+"""From raw message bytes to a validated outcome record, or a reason to dead-letter it.
+
+`codec` is a WireCodec in the worker (Avro single-object and Confluent wire format, per message)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +9,7 @@ from datetime import datetime
 from schemas.codec import Codec
 from schemas.errors import CodecError, ValidationError
 from schemas.validation import validate
+from schemas.wire import WireCodec
 
 
 @dataclass(frozen=True)
@@ -15,7 +18,7 @@ class Rejected:
     detail: str   # human explanation, goes to the DLQ `error` header and the log
 
 
-def read_outcome(value: bytes | None, codec: Codec, max_bytes: int,
+def read_outcome(value: bytes | None, codec: Codec | WireCodec, max_bytes: int,
                  now: datetime | None = None) -> dict | Rejected:
     if value is None:
         return Rejected("null_value", "tombstone (null value) on the outcomes topic")

@@ -35,6 +35,7 @@ from consumers import failpoints
 from consumers import rows as rowmod
 from consumers.dedupe import DedupeIndex, Verdict
 from consumers.paths import PartName, iter_part_files, partition_dir, temp_name
+from consumers.store_files import fsync_dir
 from monitoring.metrics import IngestMetrics
 from schemas.settings import Settings
 
@@ -180,7 +181,7 @@ class LandingSink:
                 if len(staged) > 1:
                     failpoints.reach("flush_between_links")
             for folder in folders:
-                _fsync_dir(folder)
+                fsync_dir(folder)
         except BaseException:
             for final in published:   # not acked yet: take them back so the retry can publish all
                 final.unlink(missing_ok=True)
@@ -231,11 +232,14 @@ class LandingSink:
         self._buffered = 0
         self._landed_files = None
 
-    def set_epoch(self, epoch: str) -> None:
-        if epoch != self.epoch:
-            log.warning("topic %s has a new id %s (was %s): it was re-created", self.topic, epoch, self.epoch)
-            self.epoch = epoch
-            self._landed_files = None
+    def set_epoch(self, epoch: str) -> bool:
+        """Follow the topic's current id; True when it changed (the topic was re-created)."""
+        if epoch == self.epoch:
+            return False
+        log.warning("topic %s has a new id %s (was %s): it was re-created", self.topic, epoch, self.epoch)
+        self.epoch = epoch
+        self._landed_files = None
+        return True
 
     def _resume(self, partition: int, first_offset: int) -> _PartitionState:
         """First record of a partition since assignment: rebuild its dedupe state from landed files.
@@ -310,12 +314,4 @@ def _make_dirs_durably(folder: Path) -> None:
     missing = [p for p in [folder, *folder.parents] if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
     for created in missing:
-        _fsync_dir(created.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        fsync_dir(created.parent)

@@ -25,6 +25,7 @@ from consumers.rows import CONTEXT_FIELDS
 from schemas.codec import Codec
 from schemas.errors import BookloopError, BrokerUnavailable, CodecError, ValidationError
 from schemas.validation import validate
+from schemas.wire import WireCodec
 
 OUTCOME_FIELDS = frozenset({"event_id", "property_id", "timestamp", "quoted_price", "accepted", "final_price",
                             "time_to_book", "comp_p10", "comp_p50", "comp_p90", "context", "features"})
@@ -61,7 +62,7 @@ def parse_batch(body: bytes) -> list:
     return document["batch"]
 
 
-def prepare_batch(items: list, codec: Codec, now: datetime | None = None) -> list[Prepared]:
+def prepare_batch(items: list, codec: Codec | WireCodec, now: datetime | None = None) -> list[Prepared]:
     """Every item validated and encoded, or BadBatch listing each invalid item (index, reason)."""
     prepared, errors = [], []
     for index, item in enumerate(items):

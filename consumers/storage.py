@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from consumers.paths import decode_segment, encode_segment, outcomes_root
 from consumers.rows import CONTEXT_FIELDS, ROW_SCHEMA
 from consumers.store_files import TRASH, first_per_event_id, remove_empty_dirs, remove_partition, write_parquet_durably
+from consumers.store_location import scan_store
 from consumers.store_scan import PROPERTY_PREFIX, date_dirs, property_dir, scan
 from schemas.errors import BookloopError
 
@@ -54,8 +55,9 @@ def as_of_instant(as_of: date | datetime | None) -> datetime:
 
 
 class OutcomesStorage:
-    def __init__(self, data_dir: str | Path):
+    def __init__(self, data_dir: str | Path, store_uri: str = ""):
         self.data_dir = Path(data_dir)
+        self.store_uri = store_uri   # set: get_statistics reads this copy of the store (path or URI)
 
     def list_properties(self) -> list[str]:
         """Properties with at least one date partition, sorted."""
@@ -80,7 +82,10 @@ class OutcomesStorage:
 
     def get_statistics(self, property_id: str, as_of: date | datetime | None = None) -> dict:
         """The seed's stats; "recent" means the RECENT_DAYS before `as_of` (default now)."""
-        found = scan(property_dir(self.data_dir, property_id), STATS_COLUMNS)
+        if self.store_uri:
+            found = scan_store(self.store_uri, property_id, STATS_COLUMNS)
+        else:
+            found = scan(property_dir(self.data_dir, property_id), STATS_COLUMNS)
         if found is None or found.table.num_rows == 0:
             return {"exists": False, "total_records": 0}
         table, end = found.table, as_of_instant(as_of)

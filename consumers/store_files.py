@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from consumers.paths import PartName
+from consumers.paths import PartName, temp_name
 
 log = logging.getLogger(__name__)
 TRASH = ".trash"
@@ -67,7 +67,7 @@ def remove_empty_dirs(root: Path) -> None:
 def write_parquet_durably(table: pa.Table, path: Path) -> None:
     """Write under a hidden temp name, fsync, rename into place, fsync the folder."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
+    temp = temp_name(path)
     with open(temp, "wb") as fh:
         pq.write_table(table, fh, compression="zstd")
         fh.flush()

@@ -12,6 +12,7 @@ from typing import Iterator
 from confluent_kafka import Consumer, KafkaError, Message
 
 from schemas.errors import BrokerUnavailable, ConfigError
+from schemas.kafka_client import client_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -22,9 +23,9 @@ _FATAL_CODES = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC, Kaf
 
 def assign_only_consumer(settings: Settings, group_id: str) -> Consumer:
     """A consumer that never joins its group (assign() only) and commits only when told to."""
-    return Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id,
-                     "enable.auto.commit": False, "enable.auto.offset.store": False,
-                     "auto.offset.reset": "earliest", "logger": log})
+    return Consumer(client_config(settings, **{
+        "group.id": group_id, "enable.auto.commit": False, "enable.auto.offset.store": False,
+        "auto.offset.reset": "earliest", "logger": log}))
 
 
 def usable(msg: Message) -> bool:

@@ -10,8 +10,10 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from producers.schema_topic import announce
 from schemas.codec import Codec, default_codec
 from schemas.errors import BookloopError, BrokerUnavailable, DeliveryError
+from schemas.kafka_client import client_config
 from schemas.settings import Settings
 from schemas.validation import validate as validate_outcome
+from schemas.wire import WireCodec
 
 log = logging.getLogger(__name__)
 
@@ -30,19 +32,19 @@ def lz4_supported() -> bool:
 
 
 def producer_config(settings: Settings) -> dict:
-    return {
-        "bootstrap.servers": settings.bootstrap_servers,
+    return client_config(settings, **{
         "enable.idempotence": True,
         "acks": "all",
         "linger.ms": 20,
         "compression.type": "lz4" if lz4_supported() else "none",
         "message.timeout.ms": int(settings.delivery_timeout_seconds * 1000),
         "logger": log,
-    }
+    })
 
 
 class OutcomePublisher:
-    """Sends outcomes to `settings.outcomes_topic`; `flush` reports any message the broker did not take."""
+    """Sends outcomes to `settings.outcomes_topic`; `flush` reports any message the broker did not take.
+    With SCHEMA_REGISTRY_URL set it writes the Confluent wire format, else Avro single-object encoding."""
 
     def __init__(self, settings: Settings, codec: Codec | None = None, validate: bool = True):
         self.settings = settings
@@ -55,14 +57,18 @@ class OutcomePublisher:
         self._reported_failures = 0
         self._last_client_error: KafkaError | None = None
         self._closed = False
+        self.wire = WireCodec.for_topic(settings, settings.outcomes_topic, self.codec)
+        if self.wire.registry is not None:
+            self.wire.schema_id()   # look up or register now: a wrong registry fails here, clearly
         self._producer = Producer({**producer_config(settings), "error_cb": self._on_client_error})
-        announce(self._producer, settings, self.codec)
+        if self.wire.registry is None:   # the registry already tells consumers the writer schema
+            announce(self._producer, settings, self.codec)
 
     def publish(self, record: dict) -> None:
         """Validate (ValidationError before anything is sent), encode and produce one outcome."""
         if self.validate:
             record = validate_outcome(record)
-        value = self.codec.encode(record)
+        value = self.wire.encode(record)
         property_id = record.get("property_id")
         self._produce(value, property_id.encode("utf-8") if isinstance(property_id, str) else None)
 

@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from producers.publisher import OutcomePublisher
 from producers.replay_mapping import DEFAULT_DATASET, load_bookings, outcomes_from_bookings, plan_resends
-from producers.topics import ensure_topics
+from producers.topics import ensure_topics, probe
 from schemas.settings import Settings
 
 
@@ -29,6 +29,7 @@ def replay_dataset(settings: Settings, path: str | Path | None = None, limit: in
     outcomes = outcomes_from_bookings(load_bookings(path or DEFAULT_DATASET), limit=limit)
     # a re-send is a retry: it follows its original within the worker's dedupe horizon
     order = plan_resends(outcomes, resend_fraction, max_lag=timedelta(days=settings.dedupe_horizon_days))
+    probe(settings)   # fail fast and clearly when Kafka is not there
     if create_topics:
         ensure_topics(settings)
     started = time.monotonic()

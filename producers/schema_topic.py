@@ -16,6 +16,7 @@ import time
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 from schemas.codec import DEFAULT_SCHEMA, Codec
+from schemas.kafka_client import client_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,8 @@ def announce(producer: Producer, settings: Settings, codec: Codec, schema: str =
 
 def read_announced(settings: Settings, timeout: float = 5.0, idle: float = 0.5) -> list[dict]:
     """Every schema announced so far (reads the topic from the start until it goes quiet)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": "bookloop-schemas",
-                         "enable.auto.commit": False, "logger": log})
+    consumer = Consumer(client_config(settings, **{"group.id": "bookloop-schemas",
+                                                   "enable.auto.commit": False, "logger": log}))
     consumer.assign([TopicPartition(settings.schema_topic, 0, 0)])
     schemas, deadline, quiet_since = [], time.monotonic() + timeout, time.monotonic()
     try:

@@ -7,6 +7,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.errors import BrokerUnavailable, ConfigError
+from schemas.kafka_client import client_config
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -16,7 +17,7 @@ _UNREACHABLE = {KafkaError._TIMED_OUT, KafkaError._TRANSPORT, KafkaError._ALL_BR
 
 
 def admin_client(settings: Settings) -> AdminClient:
-    return AdminClient({"bootstrap.servers": settings.bootstrap_servers})
+    return AdminClient(client_config(settings))
 
 
 def probe(settings: Settings, timeout: float = 5.0) -> None:

@@ -127,14 +127,22 @@ class Codec:
 
     def decode(self, data: bytes, expect: str = DEFAULT_SCHEMA) -> dict:
         """The record in `data`, resolved to the current schema named `expect`."""
+        return self.decode_body(data, HEADER_SIZE, self._writer_of(data), expect)
+
+    def writer_schema(self, schema: dict, origin: str) -> _Schema:
+        """`schema` parsed for `decode_body` (e.g. a writer schema fetched from a schema registry)."""
+        return _load(schema, origin)
+
+    def decode_body(self, data: bytes, start: int, writer: _Schema, expect: str = DEFAULT_SCHEMA) -> dict:
+        """The Avro body from byte `start` of `data`, written with `writer`, resolved to the current `expect`."""
         reader = self._current_schema(expect)
-        writer = self._writer_of(data)
         if writer.name != reader.name:
             raise CodecError(
                 f"message holds a {writer.name} ({writer.origin}), expected a {reader.name}; "
                 "it was produced to the wrong topic or decoded with the wrong `expect`",
                 reason="wrong_schema")
-        return _read_body(data, writer, None if writer is reader else reader)
+        same = writer is reader or writer.fingerprint == reader.fingerprint
+        return _read_body(data, writer, None if same else reader, start)
 
     def _writer_of(self, data: bytes) -> _Schema:
         if not data:
@@ -176,10 +184,10 @@ def _encode(record: dict, schema: _Schema) -> bytes:
     return buf.getvalue()
 
 
-def _read_body(data: bytes, writer: _Schema, reader: _Schema | None) -> dict:
-    """Reads the body with `writer`; `reader` None means the writer is the current schema."""
+def _read_body(data: bytes, writer: _Schema, reader: _Schema | None, start: int = HEADER_SIZE) -> dict:
+    """Reads the body from byte `start` with `writer`; `reader` None means the writer is the current schema."""
     buf = BytesIO(data)
-    buf.seek(HEADER_SIZE)
+    buf.seek(start)
     try:
         record = schemaless_reader(buf, writer.parsed, None if reader is None else reader.parsed)
     except Exception as exc:  # bad bytes make fastavro raise many types (EOFError, ValueError, ...)

@@ -35,3 +35,7 @@ class BrokerUnavailable(BookloopError):
 
 class DeliveryError(BookloopError):
     """The broker refused or timed out messages we produced."""
+
+
+class RegistryUnavailable(BookloopError):
+    """The Schema Registry could not be reached, refused us, or rejected a schema."""

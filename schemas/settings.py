@@ -17,6 +17,11 @@ def _setting(default: Any, env: str, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
 
+def _secret(env: str, doc: str) -> Any:
+    """A secret: kept out of repr (and so out of logs and error messages); empty by default."""
+    return field(default="", repr=False, metadata={"env": env, "doc": doc, "secret": True})
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap_servers: str = _setting(
@@ -78,6 +83,27 @@ class Settings:
     metrics_max_properties: int = _setting(
         50, "BOOKLOOP_METRICS_MAX_PROPERTIES",
         "Worker tracks drift and exports metrics for at most this many properties")
+    store_uri: str = _setting(
+        "", "BOOKLOOP_STORE_URI",
+        "Where batch jobs (retrain, stats) read landed outcomes: empty = <data_dir>/outcomes, or a "
+        "pyarrow.fs URI of that folder (file://, s3://, gs://)")
+    schema_registry_url: str = _setting(
+        "", "SCHEMA_REGISTRY_URL",
+        "Confluent Schema Registry (http(s)://host:8081); set: producers write the Confluent wire format")
+    schema_registry_user_info: str = _secret(
+        "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO", "`user:password` for the Schema Registry's basic auth")
+    kafka_security_protocol: str = _setting(
+        "PLAINTEXT", "KAFKA_SECURITY_PROTOCOL", "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    kafka_sasl_mechanism: str = _setting(
+        "PLAIN", "KAFKA_SASL_MECHANISM", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* protocols)")
+    kafka_sasl_username: str = _setting("", "KAFKA_SASL_USERNAME", "SASL user name (SASL_* protocols)")
+    kafka_sasl_password: str = _secret("KAFKA_SASL_PASSWORD", "SASL password (SASL_* protocols)")
+    kafka_ssl_ca_location: str = _setting(
+        "", "KAFKA_SSL_CA_LOCATION", "CA bundle (PEM) the brokers' certificates are checked against; empty: system CAs")
+    kafka_ssl_certificate_location: str = _setting(
+        "", "KAFKA_SSL_CERTIFICATE_LOCATION", "Client certificate (PEM) for mutual TLS")
+    kafka_ssl_key_location: str = _setting("", "KAFKA_SSL_KEY_LOCATION", "Client private key (PEM) for mutual TLS")
+    kafka_ssl_key_password: str = _secret("KAFKA_SSL_KEY_PASSWORD", "Password of the client private key, if encrypted")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -113,6 +139,7 @@ class Settings:
         if not (0 < self.drift_ks_p < 1 and 0 <= self.drift_share < 1 and self.drift_psi > 0
                 and self.drift_psi_bins >= 2):
             raise ConfigError("drift thresholds need 0 < ks_p < 1, 0 <= share < 1, psi > 0 and psi_bins >= 2")
+        _check_kafka_security(self)
 
     def to_env(self) -> dict[str, str]:
         """The env vars that make a child process (a worker) see these same settings."""
@@ -122,6 +149,22 @@ class Settings:
         new = dataclasses.replace(self, **changes)
         new.check()
         return new
+
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def _check_kafka_security(settings: Settings) -> None:
+    protocol, mechanism = settings.kafka_security_protocol, settings.kafka_sasl_mechanism
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol!r}: use one of {', '.join(SECURITY_PROTOCOLS)}")
+    if mechanism not in SASL_MECHANISMS:
+        raise ConfigError(f"KAFKA_SASL_MECHANISM={mechanism!r}: use one of {', '.join(SASL_MECHANISMS)}")
+    if protocol.startswith("SASL_") and not (settings.kafka_sasl_username and settings.kafka_sasl_password):
+        raise ConfigError(f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+    if bool(settings.kafka_ssl_certificate_location) != bool(settings.kafka_ssl_key_location):
+        raise ConfigError("mutual TLS needs both KAFKA_SSL_CERTIFICATE_LOCATION and KAFKA_SSL_KEY_LOCATION")
 
 
 def _coerce(f: dataclasses.Field, raw: str) -> Any:

@@ -63,8 +63,12 @@ class BackgroundReplay(threading.Thread):
         return self.report
 
 
+STARTED: list[WorkerProcess] = []   # killed after each test by the conftest, whatever happened
+
+
 def start_worker(settings: Settings, log_dir: Path, name: str) -> WorkerProcess:
     worker = WorkerProcess(settings.replace(web_port=free_port()), log_dir / f"{name}.log")
+    STARTED.append(worker)
     worker.start().wait_ready()
     return worker
 
@@ -98,6 +102,7 @@ def crash_inside_flush(settings: Settings, log_dir: Path, name: str, point: str,
     consumers/failpoints.py); True when it died there leaving the half-done flush behind."""
     worker = WorkerProcess(settings.replace(web_port=free_port()), log_dir / f"{name}.log",
                            extra_env={"BOOKLOOP_FAILPOINT": f"{point}:{nth}"})
+    STARTED.append(worker)
     worker.start()
     try:
         worker.proc.wait(timeout)

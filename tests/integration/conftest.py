@@ -68,3 +68,12 @@ def settings_factory(broker, tmp_path) -> Callable[..., Settings]:
         return Settings.from_env({}, **values)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def no_worker_outlives_its_test():
+    from chaos import STARTED
+
+    yield
+    while STARTED:
+        STARTED.pop().kill()

@@ -29,7 +29,7 @@ def hostile_messages(codec: Codec) -> list[tuple[str, bytes | None]]:
                           "created_at": T}, "bookloop.ModelUpdated")
     return [   # encode does not validate: the worker must
         ("corrupt_body", good[:-4]),
-        ("bad_marker", b"\x00\x01" + good[2:]),
+        ("bad_marker", b"\xc3\x02" + good[2:]),
         ("unknown_fingerprint", unknown),
         ("wrong_schema", model),
         ("empty_message", b""),
