@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup system-deps demo test unit integration chaos clean
+.PHONY: setup system-deps demo test unit integration chaos bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"bookloop needs Python 3.11, found {sys.version}"'
@@ -40,6 +40,11 @@ integration: setup system-deps
 # BOOKLOOP_CHAOS_SEED=<seed printed by a run> replays its schedule.
 chaos: setup
 	BOOKLOOP_CHAOS=full $(PY) -m pytest -q -s -p no:cacheprovider tests/integration/test_chaos_*.py
+
+# Performance figures, each against a baseline measured in the same run (several minutes);
+# writes bench/results/latest.md and latest.json. Never part of `make test`.
+bench: setup
+	$(PY) -m bench.run
 
 clean:
 	rm -rf $(VENV) demo-data .pytest_cache

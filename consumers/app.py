@@ -15,7 +15,6 @@ import time
 from typing import Any, Iterable
 
 import faust
-from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumers.acks import OrderedAcks
@@ -50,9 +49,9 @@ class LandingWorker:
         self.dlq = app.topic(settings.dlq_topic, key_type=bytes, value_type=bytes,
                              key_serializer="raw", value_serializer="raw")
         self.acks = OrderedAcks()
-        self.positions: dict[int, int] = {}   # next offset expected, per partition we own
-        self._gaps: dict[int, int] = {}       # partition -> offset to re-read from
-        self.draining = True                  # until an assignment tells us where to start
+        self.generation: int | None = None   # consumer generation whose events we are landing
+        self.positions: dict[int, int] = {}   # next offset expected, per partition
+        self.draining = False                 # revoked: ignore events until the next assignment
         self._schemas_read_at = float("-inf")
         self.disk_paused = False
         self.assigned: set = set()
@@ -61,8 +60,8 @@ class LandingWorker:
         dead: list[tuple[Any, Rejected]] = []
         for event in events:
             message = event.message
-            if not self._in_order(message.partition, message.offset):
-                continue  # not ours, already seen, or past a gap (re-read from the gap)
+            if not self._in_order(message.generation_id, message.partition, message.offset):
+                continue  # fetched before a rebalance, or an offset already taken
             self.metrics.consumed.inc()
             self.acks.track(message.partition, message.offset, event)
             outcome = await self._read(event.value)
@@ -80,7 +79,6 @@ class LandingWorker:
             await asyncio.sleep(1.0)
             self._complete(self._flush_due())
         _ack(self.acks.ready())
-        await self._seek_gaps()
         self.metrics.buffered.set(self.sink.buffered)
 
     async def _read(self, value: bytes | None) -> dict | Rejected | None:
@@ -114,27 +112,32 @@ class LandingWorker:
             self.codec.register(schema, origin=f"announced on {self.settings.schema_topic}")
         return True
 
-    def _in_order(self, partition: int, offset: int) -> bool:
-        """Take exactly the next offset of each partition we own. Anything else is skipped: events
-        of revoked partitions, copies of offsets already taken, and events past a gap — a gap means
-        something was skipped (e.g. it arrived while a rebalance was being handled), so we re-read
-        from it instead of letting a later ack commit past it."""
-        expected = None if self.draining else self.positions.get(partition)
-        if expected is None:
-            return False
-        if offset == expected:
-            self.positions[partition] = offset + 1
-            return True
-        if offset > expected:
-            self._gaps[partition] = expected
-        return False
+    def _in_order(self, generation: int, partition: int, offset: int) -> bool:
+        """Take events of the current consumer generation, each offset once and in order.
 
-    async def _seek_gaps(self) -> None:
-        for partition, offset in self._gaps.items():
-            log.info("%s[%d]: gap before %d, re-reading from there", self.settings.outcomes_topic,
-                     partition, offset)
-            await self.app.consumer.seek(TP(self.settings.outcomes_topic, partition), offset)
-        self._gaps.clear()
+        A newer generation (a rebalance happened) starts from a clean slate: Faust re-reads every
+        partition from its committed offset, so the first event of a partition sets its position.
+        Events of an older generation, or fetched after a revoke, are left unacked for the owner.
+        """
+        if self.generation is None or generation > self.generation:
+            self._reset()
+            self.generation = generation
+        elif generation < self.generation or self.draining:
+            return False
+        expected = self.positions.get(partition, offset)
+        if offset < expected:
+            return False   # a copy of an offset already taken
+        if offset > expected:
+            log.warning("%s[%d]: offset %d follows %d; taking it", self.settings.outcomes_topic,
+                        partition, offset, expected - 1)
+        self.positions[partition] = offset + 1
+        return True
+
+    def _reset(self) -> None:
+        self.sink.discard_all()   # nothing in it was acked; Faust reads it again from the commits
+        self.acks.reset()
+        self.positions.clear()
+        self.draining = False
 
     def _complete(self, events) -> None:
         for event in events:
@@ -191,27 +194,11 @@ class LandingWorker:
         self.assigned.clear()
 
     async def on_assigned(self, sender: Any, assigned: Iterable, **_: Any) -> None:
-        """Start clean from the committed offsets (the earliest where nothing is committed yet)."""
-        self.draining = True
         self.assigned = {tp for tp in assigned if tp.topic == self.settings.outcomes_topic}
-        recreated = self.sink.set_epoch(topic_id(self.settings, self.settings.outcomes_topic))
-        self.sink.discard_all()   # nothing in it was acked; it is read again from the commits
-        self.acks.reset()
-        # a re-created topic starts again at 0; offsets committed for its previous incarnation
-        # (they can reach the new broker before we notice) mean nothing for it
-        self.positions = await self._start_offsets(self.assigned, trust_commits=not recreated)
-        for tp in self.assigned:
-            await self.app.consumer.seek(tp, self.positions[tp.partition])
-        self.draining = False
-        log.info("assigned %s, starting at %s", sorted(tp.partition for tp in self.assigned), self.positions)
-
-    async def _start_offsets(self, tps: set, trust_commits: bool) -> dict[int, int]:
-        if not tps:
-            return {}
-        committed = await self.app.consumer.seek_to_committed() if trust_commits else {}
-        missing = [tp for tp in tps if committed.get(tp) is None or committed[tp] < 0]
-        earliest = await self.app.consumer.earliest_offsets(*missing) if missing else {}
-        return {tp.partition: committed[tp] if tp not in earliest else earliest[tp] for tp in tps}
+        self.sink.set_epoch(topic_id(self.settings, self.settings.outcomes_topic))
+        if self.draining:   # the generation number did not change (a restarted broker reuses 0)
+            self._reset()
+        log.info("assigned %s", sorted(tp.partition for tp in self.assigned))
 
 
 def _ack(events: list[Any]) -> None:
