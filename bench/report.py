@@ -34,6 +34,21 @@ def not_measured(id_: int, name: str, target: str, reason: str) -> Figure:
     return Figure(id_, name, target=target, passed=False, note=f"not measured: {reason}")
 
 
+def previous_figures(results_dir: Path = RESULTS_DIR) -> dict[int, Figure]:
+    """The figures of the last written latest.json, each noted with its run's date."""
+    path = results_dir / "latest.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    figures = {}
+    for item in doc["figures"]:
+        item = dict(item)
+        item["passed"] = item.pop("pass")
+        item["note"] = f"(from the run of {doc['date']}) {item.get('note', '')}"
+        figures[item["id"]] = Figure(**item)
+    return figures
+
+
 def machine_description() -> str:
     cpu = "unknown CPU"
     try:

@@ -1,7 +1,8 @@
 """`make bench`: measure every figure, write bench/results/latest.{md,json}.
 
 A figure that fails or is not implemented is reported as "not measured" with the reason; no
-number is ever filled in. BENCH_FIGURES=1,2,7 runs a subset (the others: not measured).
+number is ever filled in. BENCH_FIGURES=1,2,7 runs a subset (the others: not measured, or with
+BENCH_KEEP=1 the previous latest.json's figures, noted with their run's date).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import traceback
 from pathlib import Path
 
 from bench import fig_codec, fig_landing, fig_seed_storage, fig_store
-from bench.report import Figure, not_measured, write_results
+from bench.report import Figure, not_measured, previous_figures, write_results
 from producers.embedded_broker import EmbeddedBroker
 
 NAMES = {1: ("landing throughput, 1 worker vs Faust floor", "≥ 0.8× floor"),
@@ -57,6 +58,8 @@ class Bench:
         return result
 
     def run(self) -> None:
+        if os.environ.get("BENCH_KEEP") == "1":
+            self.figures.update({i: f for i, f in previous_figures().items() if i not in self.wanted})
         self.attempt(7, fig_codec.measure)
         self.attempt(2, lambda: fig_seed_storage.measure(self.work))
         if self.wanted & {1, 4}:
