@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from confluent_kafka import Consumer, TopicPartition
 
 from consumers.process import WorkerProcess
 from producers.embedded_broker import free_port
 from producers.publisher import OutcomePublisher
-from producers.topics import ensure_topics
+from producers.topics import committed_past, ensure_topics
 from schemas.settings import Settings
 
 POLL_SECONDS = 0.1
@@ -43,26 +42,17 @@ def prepublish(settings: Settings, records: Iterable[dict]) -> tuple[int, dict[i
     return sent, offsets
 
 
-def committed_past(settings: Settings, group_id: str, last_offsets: dict[int, int], timeout: float,
-                   proc: subprocess.Popen) -> float:
-    """Wall time (time.time) once `group_id` committed past every offset (Tansu's watermarks
-    are wrong, so the producer's delivery offsets say where the end is)."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": group_id,
-                         "enable.auto.commit": False})
-    wanted = [TopicPartition(settings.outcomes_topic, p) for p in last_offsets]
+def wait_committed_at(settings: Settings, group_id: str, last_offsets: dict[int, int], timeout: float,
+                      proc: subprocess.Popen) -> float:
+    """Wall time (time.time) once `group_id` committed past every offset."""
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
-            if all(committed[p] > last for p, last in last_offsets.items()):
-                return time.time()
-            if proc.poll() is not None:
-                raise RuntimeError(f"consumer exited with {proc.returncode}")
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"committed {committed}, want past {last_offsets}")
-            time.sleep(POLL_SECONDS * 2)
-    finally:
-        consumer.close()
+    while not committed_past(settings, group_id, last_offsets):
+        if proc.poll() is not None:
+            raise RuntimeError(f"consumer exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"group {group_id} not committed past {last_offsets}")
+        time.sleep(POLL_SECONDS * 2)
+    return time.time()
 
 
 def peak_rss_bytes(pid: int) -> int:
@@ -92,7 +82,7 @@ def run_worker(settings: Settings, events: int, last_offsets: dict[int, int], lo
     try:
         worker.start().wait_ready()
         first = _first_consumed(worker, timeout)
-        done = committed_past(settings, settings.group_id, last_offsets, timeout, worker.proc)
+        done = wait_committed_at(settings, settings.group_id, last_offsets, timeout, worker.proc)
         peak, metrics = peak_rss_bytes(worker.proc.pid), worker.metrics()
     except BaseException:
         print(worker.log_tail(), file=sys.stderr)
@@ -113,7 +103,7 @@ def run_workers(settings: Settings, count: int, events: int, last_offsets: dict[
         for worker in workers:
             worker.wait_ready()
         first = _first_consumed(workers, timeout)
-        done = committed_past(settings, settings.group_id, last_offsets, timeout, workers[0].proc)
+        done = wait_committed_at(settings, settings.group_id, last_offsets, timeout, workers[0].proc)
         peak = max(peak_rss_bytes(w.proc.pid) for w in workers)
     finally:
         for worker in workers:
@@ -144,7 +134,7 @@ def run_floor(settings: Settings, events: int, last_offsets: dict[int, int], log
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                                 cwd=Path(__file__).resolve().parent.parent)
     try:
-        done = committed_past(floor, floor.group_id, last_offsets, timeout, proc)
+        done = wait_committed_at(floor, floor.group_id, last_offsets, timeout, proc)
         peak = peak_rss_bytes(proc.pid)
         first = float(mark.read_text())
     finally:

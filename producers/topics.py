@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from confluent_kafka import KafkaError, KafkaException, TopicCollection
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicCollection, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from schemas.errors import BrokerUnavailable, ConfigError
@@ -101,3 +101,15 @@ def topic_id(settings: Settings, topic: str, admin: AdminClient | None = None) -
         return "0"
     # Kafka shows topic ids as URL-safe base64 (no "/" or "+"), which also makes them safe in file names
     return str(uuid).replace("+", "-").replace("/", "_")
+
+
+def committed_past(settings: Settings, group_id: str, last_offsets: dict[int, int]) -> bool:
+    """Whether `group_id` has committed past each partition's last offset on the outcomes topic
+    (the producer's delivery offsets say where the end is: Tansu's high watermarks are wrong)."""
+    consumer = Consumer({**client_config(settings), "group.id": group_id, "enable.auto.commit": False})
+    try:
+        wanted = [TopicPartition(settings.outcomes_topic, p) for p in last_offsets]
+        committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
+    finally:
+        consumer.close()
+    return all(committed[p] > last for p, last in last_offsets.items())

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-from confluent_kafka import Consumer, TopicPartition
 
 from consumers.paths import outcomes_root
 from consumers.process import WorkerProcess
 from producers.embedded_broker import free_port
 from producers.publisher import OutcomePublisher
 from producers.replay import ReplayReport, replay_dataset
+from producers.topics import committed_past
 from schemas.settings import Settings
 
 FULL = os.environ.get("BOOKLOOP_CHAOS") == "full"
@@ -114,19 +114,10 @@ def crash_inside_flush(settings: Settings, log_dir: Path, name: str, point: str,
 
 def wait_committed(settings: Settings, last_offsets: dict[int, int], timeout: float = 300) -> None:
     """Until the worker group has committed past every message the producer delivered."""
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap_servers, "group.id": settings.group_id,
-                         "enable.auto.commit": False})
-    wanted = [TopicPartition(settings.outcomes_topic, p) for p in last_offsets]
     deadline = time.monotonic() + timeout
-    try:
-        while True:
-            committed = {tp.partition: tp.offset for tp in consumer.committed(wanted, timeout=10)}
-            if all(committed[p] > last for p, last in last_offsets.items()):
-                return
-            assert time.monotonic() < deadline, f"committed {committed}, want past {last_offsets}"
-            time.sleep(0.5)
-    finally:
-        consumer.close()
+    while not committed_past(settings, settings.group_id, last_offsets):
+        assert time.monotonic() < deadline, f"group {settings.group_id} not committed past {last_offsets}"
+        time.sleep(0.5)
 
 
 def landed_counts(settings: Settings) -> tuple[int, int]:
