@@ -4,7 +4,8 @@ Only the property's folder is listed and only the `date=` folders inside the req
 opened (partition pruning); only the requested columns are decoded (projection). Each date
 folder is read as one snapshot: its part files are listed and all opened before any is read, so a
 compaction swapping that folder (consumers/compaction.py) shows either the old files or the merged
-one; if a listed file is gone before it could be opened, the folder is listed again. Open files
+one; if a listed file is gone before it could be opened, or the folder was swapped before its
+listing was done (the listing of a folder being deleted can be partial), it is listed again. Open files
 stay readable even when a retention or compaction deletes them meanwhile. Dates are read by a few
 threads (pyarrow releases the GIL).
 """
@@ -74,20 +75,30 @@ def scan(folder: Path, columns: list[str] | None, start: date | None = None, end
 
 
 def read_date(folder: Path, day: date, columns: list[str] | None) -> tuple[list[pa.Table], int]:
-    """All part files of one date folder, opened together before reading (one snapshot)."""
+    """All part files of one date folder, opened together before reading (one snapshot).
+
+    The folder is opened once and its files are opened relative to it, so the listing and the
+    files come from one directory even if a compaction swaps another one in meanwhile. A listing
+    counts only if the folder was still at its path once the listing was done: a swapped-out
+    folder is deleted right after the swap, so a listing finished later may be partial; then
+    FileNotFoundError makes retry_vanished list again."""
     try:
-        names = sorted(e.name for e in os.scandir(folder) if _visible_parquet(e.name))
+        dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
     except FileNotFoundError:
         return [], 0  # the whole date was removed by retention
     handles = []
     try:
-        handles.extend(open(folder / name, "rb") for name in names)
+        names = sorted(e.name for e in os.scandir(dir_fd) if _visible_parquet(e.name))
+        if os.stat(folder).st_ino != os.fstat(dir_fd).st_ino:
+            raise FileNotFoundError(f"{folder} was swapped while it was listed")
+        handles.extend(os.fdopen(os.open(name, os.O_RDONLY, dir_fd=dir_fd), "rb") for name in names)
         file_columns = None if columns is None else [c for c in columns if c != "date"]
         tables = [pq.ParquetFile(fh).read(columns=file_columns) for fh in handles]
         size = sum(os.fstat(fh.fileno()).st_size for fh in handles)
     finally:
         for fh in handles:
             fh.close()
+        os.close(dir_fd)
     if columns is None or "date" in columns:
         tables = [t.append_column("date", pa.array([day] * t.num_rows, pa.date32())) for t in tables]
     return tables, size

@@ -1,5 +1,6 @@
 """Compaction: which partitions, what the merged file holds, atomicity, recovery, worker compatibility."""
 import fcntl
+import os
 import shutil
 import threading
 from collections import Counter
@@ -9,7 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from store_helpers import DAY0, land, row
 
-from consumers import compaction
+from consumers import compaction, store_scan
 from consumers.compaction import CompactionError, CompactionPolicy, compact_store, recover
 from consumers.landing import LandingSink
 from consumers.paths import PartName, iter_part_files, partition_dir
@@ -183,6 +184,30 @@ def test_readers_see_the_old_files_or_the_new_one_never_both_or_neither(tmp_path
             reader.join()
     # every read saw all 40 days, each as the old files (5 rows, 4 ids) or the merged one (4, 4)
     assert set(seen) == {len(days), (5, 4), (4, 4)}
+
+
+def test_a_listing_finished_after_the_swap_and_the_deletion_is_not_trusted(tmp_path, monkeypatch):
+    """The interleaving behind a once-seen missing day: the reader opens the date folder, the
+    compaction swaps it out and deletes it, and only then does the reader's listing run."""
+    old_day_with_three_files(tmp_path)
+    folder = partition_dir(tmp_path, "city", DAY0.date())
+    real_scandir = store_scan.os.scandir
+    raced = []
+
+    def scandir_racing_a_compaction(target):
+        if not raced:
+            raced.append(target)
+            held = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)  # the reader's handle on the old folder
+            compact_store(tmp_path, POLICY)
+            try:
+                return real_scandir(held)  # lists the swapped-out, deleted folder
+            finally:
+                os.close(held)
+        return real_scandir(target)
+
+    monkeypatch.setattr(store_scan.os, "scandir", scandir_racing_a_compaction)
+    frame = OutcomesStorage(tmp_path).get_outcomes("city", end_date=DAY0.date())
+    assert raced and sorted(frame.event_id) == ["a", "b", "c", "d"]
 
 
 def make_sink(tmp_path):
