@@ -15,6 +15,8 @@ import traceback
 from pathlib import Path
 
 from bench import fig_codec, fig_landing, fig_seed_storage, fig_store
+from bench.direct_store import build_store
+from bench.records import real_replay, tenfold_outcomes
 from bench.report import Figure, not_measured, previous_figures, write_results
 from producers.embedded_broker import EmbeddedBroker
 
@@ -65,11 +67,20 @@ class Bench:
         if self.wanted & {1, 4}:
             with EmbeddedBroker() as broker:
                 self._landing(broker.bootstrap)
+        elif self.wanted & {5, 6}:   # no worker run: land the same data straight through the sink
+            print("bench: building the 1x and 10x stores with the landing sink (no Kafka) ...", flush=True)
+            build_store(real_replay(), self.work / "x1")
+            build_store(tenfold_outcomes(), self.work / "x10")
+            self._stores()
         for id_, (name, target) in NAMES.items():
             if id_ not in self.figures:
                 reason = NOT_IMPLEMENTED.get(id_) or ("not selected (BENCH_FIGURES)" if id_ not in self.wanted
                                                       else "its prerequisite figure failed")
                 self.figures[id_] = not_measured(id_, name, target, reason)
+
+    def _stores(self) -> None:
+        self.attempt(6, lambda: fig_store.measure_stats(self.work / "x10"))
+        self.attempt(5, lambda: fig_store.measure_retrain(self.work / "x1", self.work / "x10"))
 
     def _landing(self, bootstrap: str) -> None:
         one_x = self.attempt(1, lambda: fig_landing.measure_throughput(bootstrap, self.work))
@@ -79,8 +90,7 @@ class Bench:
         if one_x is not None:
             ten_x = self.attempt(4, lambda: fig_landing.measure_memory(bootstrap, self.work, one_x[1]))
             if ten_x is not None:   # the stores both runs left behind
-                self.attempt(6, lambda: fig_store.measure_stats(self.work / "x10"))
-                self.attempt(5, lambda: fig_store.measure_retrain(self.work / "x1", self.work / "x10"))
+                self._stores()
 
 
 def main() -> int:
