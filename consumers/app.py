@@ -32,6 +32,7 @@ from schemas.settings import Settings
 from schemas.wire import WireCodec
 
 log = logging.getLogger("bookloop.worker")
+FLUSH_CHECK_SECONDS = 0.25   # how often a quiet worker checks whether buffered windows are due
 # aiohttp takes the charset separately; Prometheus' text format is UTF-8 either way
 _METRICS_CONTENT_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset"))
 
@@ -69,7 +70,8 @@ class LandingWorker:
                 continue  # revoked while the registry was down: read again by the next owner
             if isinstance(outcome, Rejected):
                 dead.append((event, outcome))
-            elif self.sink.accept(message.partition, message.offset, outcome, event) is not Verdict.NEW:
+            elif self.sink.accept(message.partition, message.offset, outcome, event,
+                                  message.timestamp) is not Verdict.NEW:
                 self._complete([event])
         if dead:
             await self._dead_letter(dead)
@@ -234,7 +236,7 @@ def create_worker(settings: Settings, registry: CollectorRegistry | None = None)
             await worker.process(events)
 
     app.agent(outcomes, name="bookloop.land")(land)
-    app.timer(1.0, name="bookloop.flush_due")(worker.tick)
+    app.timer(FLUSH_CHECK_SECONDS, name="bookloop.flush_due")(worker.tick)
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)
 

@@ -2,7 +2,12 @@
 its event-time windows lands, exports the scores as Prometheus gauges, and publishes one
 `DriftDetected` event each time the property enters the retrain-recommended state. Windows of a
 property that land in the same flush (a replay of history closes many at once) share one
-evaluation, scheduled on the event loop right after that flush.
+evaluation, scheduled on the event loop right after that flush, and a property is evaluated at
+most every BOOKLOOP_DRIFT_EVAL_INTERVAL_SECONDS of wall time: windows landing sooner are
+evaluated together once the interval is up (on the newest data then). Live traffic lands a
+property's window once per flush interval, so this only thins the evaluations of a catch-up or
+replay, which closes a window every few hundred events; gauges changing faster than Prometheus
+scrapes them were never seen anyway.
 
 Memory: each tracked property keeps a PropertyHistory (at most reference + current days of at
 most BOOKLOOP_DRIFT_DAY_SAMPLES rows). The first window of a property this worker sees loads
@@ -37,24 +42,27 @@ from schemas.settings import Settings
 
 log = logging.getLogger("bookloop.drift")
 Publish = Callable[[str, bytes], None]
-Schedule = Callable[[Callable[[], None]], Any]
+Schedule = Callable[[float, Callable[[], None]], Any]   # (delay in seconds, fn)
 WINDOWS = ("reference", "current")
 
 
-def _at_once(fn: Callable[[], None]) -> None:
+def _at_once(delay: float, fn: Callable[[], None]) -> None:
     fn()
 
 
 class DriftTracker:
     def __init__(self, settings: Settings, metrics: DriftMetrics, publish: Publish,
-                 clock: Callable[[], float] = time.time, schedule: Schedule = _at_once):
+                 clock: Callable[[], float] = time.time, schedule: Schedule = _at_once,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.settings = settings
         self.metrics = metrics
         self.thresholds = Thresholds.from_settings(settings)
         self._publish = publish
         self._clock = clock
         self._schedule = schedule
+        self._monotonic = monotonic
         self._due: set[str] = set()
+        self._evaluated_at: dict[str, float] = {}
         self._keep_days = settings.drift_reference_days + settings.drift_current_days
         self._histories: dict[str, PropertyHistory] = {}
         self._partition_of: dict[str, int] = {}
@@ -69,7 +77,9 @@ class DriftTracker:
             self.metrics.untracked_windows.inc()
         elif key.property_id not in self._due:
             self._due.add(key.property_id)
-            self._schedule(functools.partial(self.evaluate_now, key.property_id))
+            last = self._evaluated_at.get(key.property_id, float("-inf"))
+            delay = max(0.0, last + self.settings.drift_eval_interval_seconds - self._monotonic())
+            self._schedule(delay, functools.partial(self.evaluate_now, key.property_id))
 
     def evaluate_now(self, property_id: str) -> None:
         self._due.discard(property_id)
@@ -77,6 +87,7 @@ class DriftTracker:
         if history is None:  # its partition moved away meanwhile
             return
         started = time.perf_counter()
+        self._evaluated_at[property_id] = self._monotonic()
         windows = DriftWindows.as_of(history.newest, self.settings.drift_reference_days,
                                      self.settings.drift_current_days)
         try:
@@ -202,6 +213,7 @@ class DriftTracker:
                 _remove(m.missing_ratio, (property_id, window))
             self._histories.pop(property_id, None)
             self._retraining.pop(property_id, None)
+            self._evaluated_at.pop(property_id, None)
             del self._partition_of[property_id]
         self.metrics.tracked_properties.set(len(self._histories))
 
@@ -239,7 +251,7 @@ def attach_drift_tracker(app: Any, sink: LandingSink, settings: Settings,
         topic.send_soon(key=property_id.encode("utf-8"), value=value)
 
     # evaluate after the flush that landed the windows, on the worker's event loop
-    tracker = DriftTracker(settings, metrics, publish, schedule=lambda fn: app.loop.call_soon(fn))
+    tracker = DriftTracker(settings, metrics, publish, schedule=lambda delay, fn: app.loop.call_later(delay, fn))
     sink.add_listener(tracker.on_window)
 
     async def on_assigned(sender: Any, assigned: Iterable, **_: Any) -> None:

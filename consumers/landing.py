@@ -10,7 +10,10 @@ the newest event time it has seen; a window closes when the watermark passes its
 allowed lateness. Closed windows are flushed after every batch. A record for a window that
 already closed is *late*: it is counted and still lands, in a new part file. All open windows are
 flushed when the buffer holds `flush_max_events` records or its oldest record has waited
-`flush_interval_seconds` of wall time (liveness for quiet live traffic). Files never depend on the
+`flush_interval_seconds` of wall time (liveness for quiet live traffic). A record's wait counts
+from when it was produced (its Kafka timestamp) when that is less than the interval ago, so the
+fetch and batching delays are inside the interval; an older record (a backlog being caught up)
+counts from when the worker read it, so a catch-up still lands whole windows, not a file per batch. Files never depend on the
 wall clock for correctness: whatever the cut, each file holds distinct offsets and its name says
 which, and dedupe state is rebuilt from the files themselves (see dedupe.py).
 
@@ -86,8 +89,10 @@ class LandingSink:
         self._listeners.append(listener)
 
     # ---- accepting records -------------------------------------------------------------
-    def accept(self, partition: int, offset: int, record: dict, handle: Any) -> Verdict:
-        """Buffer a validated record unless it already landed. Non-NEW verdicts: ack at once."""
+    def accept(self, partition: int, offset: int, record: dict, handle: Any,
+               produced_at: float | None = None) -> Verdict:
+        """Buffer a validated record unless it already landed. Non-NEW verdicts: ack at once.
+        `produced_at`: the message's Kafka timestamp (epoch seconds), when known."""
         state = self._partitions.get(partition) or self._resume(partition, offset)
         row = rowmod.record_to_row(record)
         digest = rowmod.row_digest(row)
@@ -101,14 +106,25 @@ class LandingSink:
         if self._closed(start, state.watermark_ms):
             self.metrics.late.inc()
         state.watermark_ms = max(state.watermark_ms, ts_ms)
+        waiting_since = self._waiting_since(produced_at)
         window = self._windows.get(key := WindowKey(partition, record["property_id"], start))
         if window is None:
-            window = self._windows[key] = _Window(first_wall=self._clock())
+            window = self._windows[key] = _Window(first_wall=waiting_since)
+        elif waiting_since < window.first_wall:
+            window.first_wall = waiting_since
         window.rows.append(row)
         window.offsets.append(offset)
         window.handles.append(handle)
         self._buffered += 1
         return verdict
+
+    def _waiting_since(self, produced_at: float | None) -> float:
+        """On the sink's clock: when the record started waiting (see the module doc)."""
+        now = self._clock()
+        if produced_at is None:
+            return now
+        age = time.time() - produced_at
+        return now - age if 0 < age < self.settings.flush_interval_seconds else now
 
     def _count(self, verdict: Verdict) -> None:
         counter = {Verdict.REDELIVERED: self.metrics.redelivered,

@@ -51,7 +51,7 @@ class Settings:
     flush_max_events: int = _setting(
         50000, "BOOKLOOP_FLUSH_MAX_EVENTS", "Flush all open windows when this many events are buffered")
     flush_interval_seconds: float = _setting(
-        10.0, "BOOKLOOP_FLUSH_INTERVAL_SECONDS", "Max wall time an event waits in a buffer before it lands")
+        10.0, "BOOKLOOP_FLUSH_INTERVAL_SECONDS", "Max wall time from an event's produce (or its read, for a backlog) to its flush")
     dedupe_horizon_days: int = _setting(
         7, "BOOKLOOP_DEDUPE_HORIZON_DAYS", "Event-time horizon within which a repeated event_id is dropped")
     session_timeout_seconds: float = _setting(
@@ -80,6 +80,9 @@ class Settings:
     drift_day_samples: int = _setting(
         2000, "BOOKLOOP_DRIFT_DAY_SAMPLES",
         "Worker keeps at most this many rows per property and day for drift")
+    drift_eval_interval_seconds: float = _setting(
+        5.0, "BOOKLOOP_DRIFT_EVAL_INTERVAL_SECONDS",
+        "The worker re-evaluates a property's drift at most this often as its windows land; 0: every flush")
     metrics_max_properties: int = _setting(
         50, "BOOKLOOP_METRICS_MAX_PROPERTIES",
         "Worker tracks drift and exports metrics for at most this many properties")
@@ -124,7 +127,7 @@ class Settings:
     def check(self) -> None:
         if self.window_seconds <= 0 or 86400 % self.window_seconds:
             raise ConfigError(f"window_seconds={self.window_seconds} must be positive and divide 86400")
-        for name in ("lateness_seconds", "dedupe_horizon_days"):
+        for name in ("lateness_seconds", "dedupe_horizon_days", "drift_eval_interval_seconds"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes", "api_max_body_bytes"):

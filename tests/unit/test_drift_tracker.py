@@ -109,3 +109,37 @@ def test_properties_beyond_the_cap_are_counted_not_tracked(settings):
     assert tracked.value("bookloop_drift_features_evaluated", property_id="city") is None
     assert tracked.value("bookloop_drift_samples", property_id="city", feature="quoted_price", window="current") is None
     assert tracked.value("bookloop_drift_tracked_properties") == 0
+
+
+def test_a_property_is_evaluated_at_most_once_per_interval_on_the_newest_data(settings):
+    settings = settings.replace(drift_eval_interval_seconds=5.0)
+    now = [100.0]
+    scheduled: list[tuple[float, object]] = []
+    registry = CollectorRegistry()
+    tracker = DriftTracker(settings, DriftMetrics(registry), lambda key, value: None, clock=lambda: 1.7e9,
+                           schedule=lambda delay, fn: scheduled.append((delay, fn)), monotonic=lambda: now[0])
+    lander = Lander(settings, [tracker.on_window])
+
+    def run_due():
+        delays = [delay for delay, _ in scheduled]
+        for _, fn in scheduled:
+            fn()
+        scheduled.clear()
+        return delays
+
+    def current_end():
+        return registry.get_sample_value("bookloop_drift_current_window_end_timestamp_seconds",
+                                         {"property_id": "city"})
+
+    lander.land("city", 0, day_range(0, 12), per_day=150)   # one flush per day: 13 windows
+    assert run_due() == [0.0]                                 # one evaluation, right after the flush
+    assert current_end() == datetime(2016, 6, 14, tzinfo=timezone.utc).timestamp()
+    now[0] += 2.0
+    lander.land("city", 0, day_range(13, 13), per_day=150)
+    lander.land("city", 0, day_range(14, 14), per_day=150)
+    assert current_end() == datetime(2016, 6, 14, tzinfo=timezone.utc).timestamp()  # not yet
+    assert run_due() == [3.0]                                 # once, when the 5 s are up: days 13 and 14
+    assert current_end() == datetime(2016, 6, 16, tzinfo=timezone.utc).timestamp()
+    now[0] += 7.0
+    lander.land("city", 0, day_range(15, 15), per_day=150)
+    assert run_due() == [0.0]

@@ -1,3 +1,4 @@
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -102,6 +103,23 @@ def test_wall_clock_interval_and_size_limits(tmp_path):
     for i in range(1, 4):
         sink.accept(1, i, record(i, prop="resort"), i)
     assert sorted(sink.flush_due()) == [1, 2, 3]
+
+
+def test_the_interval_counts_from_produce_for_live_events_and_from_read_for_a_backlog(tmp_path):
+    clock = Clock()
+    sink, _ = make_sink(tmp_path, clock=clock, flush_interval_seconds=5.0)
+    sink.accept(0, 0, record(0), 0, produced_at=time.time() - 3.0)   # live: already waited 3 s
+    clock.now += 1.9
+    assert sink.flush_due() == []
+    clock.now += 0.2
+    assert sink.flush_due() == [0]
+    sink.accept(0, 1, record(1), 1, produced_at=time.time() - 3600)  # backlog: counts from now
+    clock.now += 4.9
+    assert sink.flush_due() == []
+    sink.accept(0, 2, record(2), 2, produced_at=time.time() - 4.0)   # a live one joins the window
+    assert sink.flush_due() == []
+    clock.now += 1.1
+    assert sorted(sink.flush_due()) == [1, 2]
 
 
 def test_hostile_property_id_stays_inside_store_and_reads_back(tmp_path):
