@@ -142,8 +142,8 @@ def test_shifted_replay_shows_drift_in_prometheus(running):
 
     drifted = 'bookloop_drift_feature_drifted{feature="quoted_price"}'
     ks_p = 'bookloop_drift_ks_p_value{feature="quoted_price"}'
-    final = {key: value for key, value in _worker_values(worker, "bookloop_drift_ks_p_value").items()
-             if key[1] == "quoted_price"}
+    batch = {f.feature: f for f in drift_for_property(settings, SHIFTED).result.features}["quoted_price"]
+    final = _final_evaluation(worker, settings, batch.ks_p_value)
     wait_scraped(prometheus, ks_p, final)  # Prometheus has the final evaluation
     assert prometheus.values(drifted) == {(SHIFTED, "quoted_price"): 1.0, (UNTOUCHED, "quoted_price"): 0.0}
     psi = prometheus.values('bookloop_drift_psi{feature="quoted_price"}')
@@ -151,7 +151,6 @@ def test_shifted_replay_shows_drift_in_prometheus(running):
     assert prometheus.values(ks_p)[(UNTOUCHED, "quoted_price")] > 0.05
 
     # the batch CLI on the landed store gives the same numbers as the worker, and scipy the same as the CLI
-    batch = {f.feature: f for f in drift_for_property(settings, SHIFTED).result.features}["quoted_price"]
     assert batch.ks_p_value == pytest.approx(final[(SHIFTED, "quoted_price")], abs=1e-9)
     assert batch.psi == pytest.approx(psi[(SHIFTED, "quoted_price")], abs=1e-9)
     reference, current = _landed_prices(settings.data_dir, SHIFTED)
@@ -159,6 +158,18 @@ def test_shifted_replay_shows_drift_in_prometheus(running):
 
     assert metrics["bookloop_drift_events_published_total"] == len(_drift_events(settings, metrics))
     _check_metrics_page_and_dashboard(worker, prometheus)
+
+
+def _final_evaluation(worker: WorkerProcess, settings, batch_p: float) -> dict[tuple, float]:
+    """The worker's quoted_price KS p-values once it evaluated the shifted property on the whole
+    landed store (drift is re-evaluated at most every drift_eval_interval_seconds)."""
+    deadline = time.monotonic() + settings.drift_eval_interval_seconds + 30
+    while True:
+        final = {key: value for key, value in _worker_values(worker, "bookloop_drift_ks_p_value").items()
+                 if key[1] == "quoted_price"}
+        if final.get((SHIFTED, "quoted_price")) == pytest.approx(batch_p, abs=1e-9) or time.monotonic() > deadline:
+            return final
+        time.sleep(0.5)
 
 
 def _worker_values(worker: WorkerProcess, name: str) -> dict[tuple, float]:
