@@ -1,4 +1,5 @@
 """A hand-built outcomes store for the storage, compaction and dashboard tests."""
+import time
 from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
@@ -16,11 +17,18 @@ def row(event_id, day, accepted=True, price=100.0, final=None, comp=False, conte
             "Summer" if context else None, None, None, None, None, 3 if context else None, None, None, None)
 
 
-def land(data_dir, prop, day, rows, partition=0, first=0, topic="outcomes", epoch="E1"):
+def land(data_dir, prop, day, rows, partition=0, first=0, topic="outcomes", epoch="E1", row_group_size=None):
     """One part file like the worker writes it; returns its path."""
     folder = partition_dir(data_dir, prop, (DAY0 + timedelta(days=day)).date())
     folder.mkdir(parents=True, exist_ok=True)
     offsets = list(range(first, first + len(rows)))
     path = folder / PartName(topic, partition, offsets[0], offsets[-1], epoch).filename()
-    pq.write_table(rows_to_table(rows, partition, offsets), path)
+    pq.write_table(rows_to_table(rows, partition, offsets), path, row_group_size=row_group_size)
     return path
+
+
+def settled(storage):
+    """`storage`, keeping part-file summaries even of files landed just now (its cache's clock runs an
+    hour ahead, so they look settled): the tests see the cached path."""
+    storage._file_stats.clock = lambda: time.time_ns() + 3600 * 10**9
+    return storage

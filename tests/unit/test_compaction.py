@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 from prometheus_client import CollectorRegistry
-from store_helpers import DAY0, land, row
+from store_helpers import DAY0, land, row, settled
 
 from consumers import compaction, store_scan
 from consumers.compaction import CompactionError, CompactionPolicy, compact_store, recover
@@ -186,7 +186,8 @@ def test_readers_see_the_old_files_or_the_new_one_never_both_or_neither(tmp_path
     assert set(seen) == {len(days), (5, 4), (4, 4)}
 
 
-def test_a_listing_finished_after_the_swap_and_the_deletion_is_not_trusted(tmp_path, monkeypatch):
+@pytest.mark.parametrize("read", ["outcomes", "statistics"])
+def test_a_listing_finished_after_the_swap_and_the_deletion_is_not_trusted(tmp_path, monkeypatch, read):
     """The interleaving behind a once-seen missing day: the reader opens the date folder, the
     compaction swaps it out and deletes it, and only then does the reader's listing run."""
     old_day_with_three_files(tmp_path)
@@ -206,8 +207,24 @@ def test_a_listing_finished_after_the_swap_and_the_deletion_is_not_trusted(tmp_p
         return real_scandir(target)
 
     monkeypatch.setattr(store_scan.os, "scandir", scandir_racing_a_compaction)
-    frame = OutcomesStorage(tmp_path).get_outcomes("city", end_date=DAY0.date())
-    assert raced and sorted(frame.event_id) == ["a", "b", "c", "d"]
+    if read == "outcomes":
+        frame = OutcomesStorage(tmp_path).get_outcomes("city", end_date=DAY0.date())
+        assert raced and sorted(frame.event_id) == ["a", "b", "c", "d"]
+    else:   # day 0 merged (a, b, c, d: 3 accepted) and day 100 (z)
+        stats = OutcomesStorage(tmp_path).get_statistics("city")
+        assert raced and (stats["total_records"], stats["acceptance_rate"]) == (5, 0.8)
+
+
+def test_statistics_kept_per_file_follow_compaction_and_retention(tmp_path):
+    old_day_with_three_files(tmp_path)
+    storage = settled(OutcomesStorage(tmp_path))
+    assert storage.get_statistics("city")["total_records"] == 6
+    assert storage.get_statistics("city")["total_records"] == 6   # from the kept summaries
+    compact_store(tmp_path, POLICY)
+    assert storage.get_statistics("city")["total_records"] == 5   # the merged file: `a` once
+    storage.delete_outcomes("city", date(2017, 8, 2))
+    stats = storage.get_statistics("city")
+    assert (stats["total_records"], stats["date_range"]["min"]) == (1, "2017-11-09T12:00:00Z")
 
 
 def make_sink(tmp_path):

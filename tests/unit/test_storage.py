@@ -1,22 +1,32 @@
 """OutcomesStorage over a hand-built store: stats, queries, export, listing, retention."""
-from datetime import date, datetime, timezone
+import os
+import random
+from datetime import date, datetime, timedelta, timezone
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from store_helpers import land, row
+from store_helpers import land, row, settled
 
+from consumers import storage as storage_module
 from consumers.paths import PartName, partition_dir
-from consumers.storage import OutcomesStorage, UnknownProperty, as_of_instant, parse_as_of
-from consumers.store_scan import retry_vanished
+from consumers.storage import (COMP_FIELDS, STATS_COLUMNS, OutcomesStorage, UnknownProperty, as_of_instant, chunk_sums,
+                               parse_as_of, summed_mean)
+from consumers.rows import CONTEXT_FIELDS
+from consumers.store_scan import SummaryCache, retry_vanished
 
 
-@pytest.fixture
-def store(tmp_path):
+@pytest.fixture(params=["fresh", "settled"])
+def store(tmp_path, request):
+    """The store read with its files just landed (nothing cached) and as if they had settled (the
+    part-file summaries are kept, and later calls use them)."""
     land(tmp_path, "city", 0, [row("a", 0, True, 100.0, 100.0, comp=True), row("b", 0, False, 200.0)], first=0)
     land(tmp_path, "city", 0, [row("c", 0, True, 300.0, 280.0, context=False)], first=2)
     land(tmp_path, "city", 5, [row("d", 5, False, 400.0, comp=True), row("a", 5, True, 100.0)], first=3)
     land(tmp_path, "hôtel/ü 1", 1, [row("x", 1)], partition=1)
-    return OutcomesStorage(tmp_path)
+    storage = OutcomesStorage(tmp_path)
+    return settled(storage) if request.param == "settled" else storage
 
 
 def test_statistics_follow_the_seed_shape(store):
@@ -37,7 +47,118 @@ def test_recent_activity_is_relative_to_as_of(store):
     # an instant: [Aug 1 13:00, Aug 8 13:00) holds only day 5's rows
     late = store.get_statistics("city", as_of=parse_as_of("2017-08-08T13:00:00+00:00"))
     assert late["recent_activity"] == {"last_7_days": 2, "acceptance_rate_7d": 0.5}
+    # [Aug 1 12:00:00.001, Aug 8 12:00:00.001): day 0's rows (12:00 sharp) fall out by a millisecond
+    edge = store.get_statistics("city", as_of=parse_as_of("2017-08-08T12:00:00.001+00:00"))
+    assert edge["recent_activity"] == {"last_7_days": 2, "acceptance_rate_7d": 0.5}
     assert store.get_statistics("city")["recent_activity"] == {"last_7_days": 0, "acceptance_rate_7d": None}
+    assert store.get_statistics("city", as_of=date(2017, 8, 6))["recent_activity"]["last_7_days"] == 5
+
+
+def random_day(rng, day, first):
+    """Rows of one part file: prices with many digits, nulls in every nullable column, any hour."""
+    comp_share, context_share = rng.choice([0.0, 0.5, 1.0]), rng.choice([0.0, 0.5, 1.0])
+    return [row(f"e{first + i}", day, rng.random() < 0.6, rng.uniform(20, 900), rng.choice([None, rng.uniform(20, 900)]),
+                comp=rng.random() < comp_share, context=rng.random() < context_share, hour=rng.randrange(24))
+            for i in range(rng.randint(1, 60))]
+
+
+def seed_statistics(data_dir, property_id, as_of):
+    """What get_statistics computed before it summarised part files: the seed's figures over all
+    the property's rows, concatenated in landing order (one chunk per file and row group)."""
+    files = sorted((partition_dir(data_dir, property_id, date(2017, 7, 1)).parent).glob("date=*/*.parquet"))
+    table = pa.concat_tables([pq.ParquetFile(path).read(columns=STATS_COLUMNS) for path in files])
+    end = as_of_instant(as_of)
+    stamps = table.column("timestamp")
+    inside = pc.and_(pc.greater_equal(stamps, pa.scalar(end - timedelta(days=7), stamps.type)),
+                     pc.less(stamps, pa.scalar(end, stamps.type)))
+    recent = table.column("accepted").filter(inside)
+
+    def rate(accepted):
+        return None if len(accepted) == 0 else round(pc.mean(accepted.cast(pa.float64())).as_py(), 4)
+
+    def iso(scalar):
+        text = scalar.as_py().astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        return text.replace(".000+00:00", "Z").replace("+00:00", "Z")
+
+    def any_null(names, combine):
+        mask = pc.is_null(table.column(names[0]))
+        for name in names[1:]:
+            mask = combine(mask, pc.is_null(table.column(name)))
+        return pc.sum(mask).as_py() or 0
+
+    low, high = pc.min_max(stamps).values()
+    return {
+        "exists": True, "total_records": table.num_rows, "date_range": {"min": iso(low), "max": iso(high)},
+        "acceptance_rate": rate(table.column("accepted")),
+        "avg_quoted_price": round(pc.mean(table.column("quoted_price")).as_py(), 2),
+        "avg_final_price": round(pc.mean(table.column("final_price")).as_py(), 2),
+        "file_size_mb": round(sum(os.path.getsize(path) for path in files) / 2**20, 2),
+        "data_quality": {"missing_final_price": table.column("final_price").null_count,
+                         "missing_comp_bands": any_null(COMP_FIELDS, pc.or_),
+                         "missing_context": any_null(CONTEXT_FIELDS, pc.and_)},
+        "recent_activity": {"last_7_days": len(recent), "acceptance_rate_7d": rate(recent)},
+    }
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_statistics_from_file_summaries_are_those_over_all_rows(tmp_path, seed):
+    rng, offset = random.Random(seed), 0
+    for day in range(12):
+        for _ in range(rng.randint(1, 3)):
+            rows = random_day(rng, day, offset)
+            land(tmp_path, "city", day, rows, first=offset, row_group_size=rng.choice([None, 7]))
+            offset += len(rows)
+    storage = settled(OutcomesStorage(tmp_path))
+    moments = [None, date(2017, 8, 6), parse_as_of("2017-08-10T07:30:00+00:00"),
+               parse_as_of("2017-08-09T19:45:12.345+02:00"), parse_as_of("2017-08-10T15:00:00+00:00"), date(2017, 8, 6)]
+    for as_of in moments:   # cutting through days (twice through the same ones), again once summaries are kept
+        assert storage.get_statistics("city", as_of=as_of) == seed_statistics(tmp_path, "city", as_of)
+
+
+def test_summed_chunk_sums_are_pc_mean_to_the_last_bit():
+    rng = random.Random(5)
+    for _ in range(300):
+        chunks = [pa.array([None if rng.random() < 0.2 else rng.uniform(0, 1000) * rng.choice([1e-3, 1, 1e6])
+                            for _ in range(rng.randint(0, 200))], pa.float64()) for _ in range(rng.randint(1, 30))]
+        column = pa.chunked_array(chunks, pa.float64())
+        assert summed_mean(list(chunk_sums(column)), len(column) - column.null_count) == pc.mean(column).as_py()
+
+
+def test_a_second_call_reads_only_new_or_replaced_files(store, tmp_path, monkeypatch):
+    settled(store)
+    first = store.get_statistics("city", as_of=date(2017, 8, 6))
+    read = []
+    summarise_file = storage_module.summarise_file
+    monkeypatch.setattr(storage_module, "summarise_file",
+                        lambda parquet, window: read.append(parquet.metadata.num_rows) or summarise_file(parquet, window))
+    assert store.get_statistics("city", as_of=date(2017, 8, 6)) == first and read == []
+    land(tmp_path, "city", 5, [row("e", 5, False, 500.0)], first=9)   # the worker lands one more file
+    assert store.get_statistics("city", as_of=date(2017, 8, 6))["avg_quoted_price"] == 266.67 and read == [1]
+    # a replay rewrites a part file under its name (temp file, rename): that file is read again
+    replay = land(tmp_path / "replay", "city", 0, [row("c", 0, True, 30.0)], first=2)
+    os.replace(replay, partition_dir(tmp_path, "city", date(2017, 8, 1)) / replay.name)
+    assert store.get_statistics("city", as_of=date(2017, 8, 6))["avg_quoted_price"] == 221.67 and read == [1, 1]
+
+
+def test_files_landed_just_now_are_read_on_every_call(tmp_path):
+    """A file may be rewritten in place within one tick of the file clock, keeping its size and
+    timestamps: its summary is only kept once it is older than the cache's settling time."""
+    path = land(tmp_path, "city", 0, [row("a", 0, price=100.0), row("b", 0, price=200.0)])
+    storage = OutcomesStorage(tmp_path)
+    assert storage.get_statistics("city")["avg_quoted_price"] == 150.0 and len(storage._file_stats) == 0
+    pq.write_table(pq.read_table(path).set_column(2, "quoted_price", pa.array([300.0, 400.0])), path)
+    assert storage.get_statistics("city")["avg_quoted_price"] == 350.0
+
+
+def test_the_summary_cache_is_bounded_and_keeps_the_recently_used():
+    cache = SummaryCache(max_files=2, settle_ns=10, clock=lambda: 100)
+    cache.put((0, 1, 0, 0, 50), "one", started_ns=100)
+    cache.put((0, 2, 0, 0, 50), "two", started_ns=100)
+    assert cache.get((0, 1, 0, 0, 50)) == "one"
+    cache.put((0, 3, 0, 0, 50), "three", started_ns=100)
+    cache.put((0, 4, 0, 0, 95), "young", started_ns=100)   # ctime within the settling time: not kept
+    assert [cache.get((0, ino, 0, 0, 50)) for ino in (1, 2, 3)] == ["one", None, "three"]
+    assert len(cache) == 2 and cache.get((0, 4, 0, 0, 95)) is None
 
 
 def test_unknown_property_does_not_exist(store):
