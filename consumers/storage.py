@@ -136,13 +136,13 @@ class OutcomesStorage:
 
 @dataclass(frozen=True)
 class Window:
-    """[start, end): the RECENT_DAYS before `end`, to the millisecond like the stored timestamps."""
-    start: datetime
-    end: datetime
+    """[start, end) in epoch milliseconds (the stored timestamps' unit): the RECENT_DAYS before `end`."""
+    start: int
+    end: int
 
     @classmethod
     def before(cls, end: datetime) -> "Window":
-        return cls(pa.scalar(end - timedelta(days=RECENT_DAYS), _MS).as_py(), pa.scalar(end, _MS).as_py())
+        return cls(pa.scalar(end - timedelta(days=RECENT_DAYS), _MS).value, pa.scalar(end, _MS).value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,8 +151,8 @@ class FileStats:
     so that adding them up in order repeats pc.mean over the concatenated columns to the last bit."""
     rows: int
     stamped: int                   # rows with a timestamp
-    first: datetime | None
-    last: datetime | None
+    first: int | None              # earliest timestamp, epoch milliseconds
+    last: int | None
     accepted: int
     decided: int                   # rows with `accepted` set
     quoted: tuple[float, ...]      # sum of quoted_price of each chunk
@@ -187,18 +187,20 @@ def summarise_file(parquet: pq.ParquetFile, window: Window) -> FileStats:
 def summarise_table(table: pa.Table, window: Window, missing_comp: int | None = None,
                     missing_context: int | None = None) -> FileStats:
     stamps, accepted = table.column("timestamp"), table.column("accepted")
+    if stamps.type != _MS:
+        stamps = stamps.cast(_MS)
     low, high = pc.min_max(stamps).values()
     quoted, final = table.column("quoted_price"), table.column("final_price")
     stats = FileStats(
-        table.num_rows, len(stamps) - stamps.null_count, low.as_py(), high.as_py(),
+        table.num_rows, len(stamps) - stamps.null_count, low.value, high.value,
         pc.sum(accepted).as_py() or 0, len(accepted) - accepted.null_count,
         chunk_sums(quoted), len(quoted) - quoted.null_count, chunk_sums(final), len(final) - final.null_count,
         _missing_comp(table) if missing_comp is None else missing_comp,
         _missing_context(table) if missing_context is None else missing_context)
     if stats.recent_in(window) is not None:
         return stats
-    inside = pc.and_(pc.greater_equal(stamps, pa.scalar(window.start, stamps.type)),
-                     pc.less(stamps, pa.scalar(window.end, stamps.type)))
+    start, end = pa.scalar(window.start, _MS), pa.scalar(window.end, _MS)
+    inside = pc.and_(pc.greater_equal(stamps, start), pc.less(stamps, end))
     recent = accepted.filter(inside)
     return replace(stats, recent=(window, len(recent), pc.sum(recent).as_py() or 0, len(recent) - recent.null_count))
 
@@ -231,8 +233,8 @@ def _with_property(table: pa.Table, property_id: str) -> pa.Table:
     return table.add_column(0, "property_id", pa.array([property_id] * table.num_rows, pa.string()))
 
 
-def _iso(moment: datetime) -> str:
-    text = moment.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+def _iso(millis: int) -> str:
+    text = pa.scalar(millis, _MS).as_py().astimezone(timezone.utc).isoformat(timespec="milliseconds")
     return text.replace(".000+00:00", "Z").replace("+00:00", "Z")
 
 

@@ -57,8 +57,9 @@ def test_recent_activity_is_relative_to_as_of(store):
 def random_day(rng, day, first):
     """Rows of one part file: prices with many digits, nulls in every nullable column, any hour."""
     comp_share, context_share = rng.choice([0.0, 0.5, 1.0]), rng.choice([0.0, 0.5, 1.0])
-    return [row(f"e{first + i}", day, rng.random() < 0.6, rng.uniform(20, 900), rng.choice([None, rng.uniform(20, 900)]),
-                comp=rng.random() < comp_share, context=rng.random() < context_share, hour=rng.randrange(24))
+    return [row(f"e{first + i}", day, rng.random() < 0.6, rng.uniform(20, 900),
+                rng.choice([None, rng.uniform(20, 900)]), comp=rng.random() < comp_share,
+                context=rng.random() < context_share, hour=rng.randrange(24))
             for i in range(rng.randint(1, 60))]
 
 
@@ -129,8 +130,12 @@ def test_a_second_call_reads_only_new_or_replaced_files(store, tmp_path, monkeyp
     first = store.get_statistics("city", as_of=date(2017, 8, 6))
     read = []
     summarise_file = storage_module.summarise_file
-    monkeypatch.setattr(storage_module, "summarise_file",
-                        lambda parquet, window: read.append(parquet.metadata.num_rows) or summarise_file(parquet, window))
+
+    def counted(parquet, window):
+        read.append(parquet.metadata.num_rows)
+        return summarise_file(parquet, window)
+
+    monkeypatch.setattr(storage_module, "summarise_file", counted)
     assert store.get_statistics("city", as_of=date(2017, 8, 6)) == first and read == []
     land(tmp_path, "city", 5, [row("e", 5, False, 500.0)], first=9)   # the worker lands one more file
     assert store.get_statistics("city", as_of=date(2017, 8, 6))["avg_quoted_price"] == 266.67 and read == [1]
