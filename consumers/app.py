@@ -218,6 +218,9 @@ def faust_app(settings: Settings) -> faust.App:
         datadir=f"{settings.data_dir}/.faust",
         broker_session_timeout=session, broker_heartbeat_interval=max(0.5, session / 6),
         broker_commit_interval=1.0, broker_commit_every=10_000,
+        # records handed over per poll: fetched data stays compact bytes in the fetcher until the
+        # stream needs it (some brokers, Tansu among them, answer a fetch with a whole backlog)
+        broker_max_poll_records=settings.take_batch,
         consumer_auto_offset_reset="earliest", stream_wait_empty=False,
         topic_disable_leader=True, topic_allow_declare=False, producer_acks=-1,
     )
