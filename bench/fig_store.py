@@ -4,7 +4,8 @@
    child process: wall seconds and peak RSS (the largest single process of the run, retrain pool
    workers included: RUSAGE_CHILDREN of a wrapper that runs only the retrain).
 6. `OutcomesStorage.get_statistics` of one property of the 10x store, median of 20 calls, before
-   and after compacting the store (`compact_store`, min age 0); file counts of that property too.
+   and after compacting the store (`compact_store`, min age 0); file counts of that property too,
+   and the first call of each series (a new OutcomesStorage has no file summaries yet).
 """
 from __future__ import annotations
 
@@ -56,26 +57,33 @@ def _files_of(data_dir: Path, prop: str) -> int:
     return sum(1 for p, *_ in iter_part_files(data_dir) if p == prop)
 
 
-def _median_stats_ms(storage: OutcomesStorage, prop: str) -> float:
+def _stats_ms(storage: OutcomesStorage, prop: str) -> list[float]:
+    """Wall milliseconds of STATS_CALLS calls, in order (the first one fills the summaries)."""
     timings = []
     for _ in range(STATS_CALLS):
         started = time.perf_counter()
         storage.get_statistics(prop)
         timings.append((time.perf_counter() - started) * 1000)
-    return statistics.median(timings)
+    return timings
 
 
 def measure_stats(ten_x: Path) -> Figure:
-    storage = OutcomesStorage(ten_x)
     files_before = _files_of(ten_x, STATS_PROPERTY)
-    before = _median_stats_ms(storage, STATS_PROPERTY)
+    before = _stats_ms(OutcomesStorage(ten_x), STATS_PROPERTY)
     report = compact_store(ten_x, CompactionPolicy(horizon_days=7, min_age_seconds=0))
     files_after = _files_of(ten_x, STATS_PROPERTY)
-    after = _median_stats_ms(storage, STATS_PROPERTY)
+    storage = OutcomesStorage(ten_x)   # a new instance: its first call reads every file
+    after = _stats_ms(storage, STATS_PROPERTY)
+    median_before, median_after = statistics.median(before), statistics.median(after)
     return Figure(
-        6, "get_statistics median of 20, after vs before compaction", value=after, unit="ms",
-        baseline=before, ratio=after / before, target="≤ 200 ms after", passed=after <= 200,
+        6, "get_statistics median of 20, after vs before compaction", value=median_after, unit="ms",
+        baseline=median_before, ratio=median_after / median_before, target="≤ 200 ms after",
+        passed=median_after <= 200,
         note=f"property {STATS_PROPERTY} of the 10x store: {files_before} part files before, {files_after} "
              f"after; the whole store {report.files_before} -> {report.files_after} files "
-             f"({report.partitions_compacted} date partitions compacted). Summary: "
-             + json.dumps({"rows": storage.get_statistics(STATS_PROPERTY)["total_records"]}))
+             f"({report.partitions_compacted} date partitions compacted). Each series starts on a new "
+             "OutcomesStorage, whose first call summarises every part file once; later calls list "
+             "the folders and reuse the summaries of unchanged files. Summary: "
+             + json.dumps({"rows": storage.get_statistics(STATS_PROPERTY)["total_records"]}),
+        details=[{"name": "first call (no summaries yet), after compaction", "value": after[0], "unit": "ms",
+                  "baseline": before[0], "ratio": after[0] / before[0], "target": "reported", "pass": None}])
