@@ -11,8 +11,8 @@ from store_helpers import land, row, settled
 
 from consumers import storage as storage_module
 from consumers.paths import PartName, partition_dir
-from consumers.storage import (COMP_FIELDS, STATS_COLUMNS, OutcomesStorage, UnknownProperty, as_of_instant, chunk_sums,
-                               parse_as_of, summed_mean)
+from consumers.storage import COMP_FIELDS, STATS_COLUMNS, OutcomesStorage, UnknownProperty, as_of_instant, parse_as_of
+from consumers.store_stats import chunk_sums, summed_mean
 from consumers.rows import CONTEXT_FIELDS
 from consumers.store_scan import SummaryCache, retry_vanished
 
