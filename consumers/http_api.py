@@ -21,6 +21,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from aiohttp import web
 from confluent_kafka import KafkaException
 from faust.web import Request, Response, View
 
@@ -28,14 +29,16 @@ from consumers import dashboard, learn
 from consumers.storage import OutcomesStorage, parse_as_of
 from producers.topics import admin_client
 from schemas.codec import default_codec
-from schemas.errors import BrokerUnavailable, RegistryUnavailable
+from schemas.errors import BrokerUnavailable, RegistryUnavailable, ValidationError
 from schemas.settings import Settings
+from schemas.validation import check_property_id
 from schemas.wire import WireCodec
 
 log = logging.getLogger("bookloop.http")
 OPENAPI_PATH = Path(__file__).with_name("openapi.json")
 RETRY_AFTER_SECONDS = 5
 _HEALTH_TIMEOUT = 3.0
+AS_OF_RANGE = (date(1970, 1, 2), date(9999, 1, 1))   # room for the windows counted back and forth
 
 
 class ApiError(Exception):
@@ -82,7 +85,12 @@ class HttpApi:
         return await self._in_thread(learn.prepare_batch, items, self.wire)  # may ask the registry (HTTP)
 
     async def stats(self, view: View, request: Request, property_id: str) -> Response:
-        stats = await self._in_thread(self.storage.get_statistics, property_id, query_as_of(request))
+        as_of = query_as_of(request)
+        try:
+            check_property_id(property_id)
+        except ValidationError:   # no such property can have landed
+            raise ApiError(404, "unknown_property", f"no outcomes stored for property {property_id!r:.80}") from None
+        stats = await self._in_thread(self.storage.get_statistics, property_id, as_of)
         if not stats["exists"]:
             raise ApiError(404, "unknown_property", f"no outcomes stored for property {property_id!r}")
         return view.json({"success": True, "property_id": property_id, "stats": stats})
@@ -111,8 +119,8 @@ class HttpApi:
         token = self.settings.api_token
         if not token:
             return
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode("utf-8"), f"Bearer {token}".encode("utf-8")):
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode("utf-8"), token.encode("utf-8")):
             raise ApiError(401, "unauthorized", "POST /learn needs the header `Authorization: Bearer <token>` "
                            "(BOOKLOOP_API_TOKEN)", headers={"WWW-Authenticate": "Bearer"})
 
@@ -147,10 +155,15 @@ def query_as_of(request: Request) -> date | datetime | None:
     """`?as_of=YYYY-MM-DD` (through the end of that day, UTC) or an ISO time with a timezone."""
     text = request.query.get("as_of")
     try:
-        return parse_as_of(text) if text else None
+        as_of = parse_as_of(text) if text else None
     except ValueError:
         raise ApiError(400, "as_of_invalid", f"as_of {text!r:.40} is neither YYYY-MM-DD nor an ISO time "
                        "with a timezone, e.g. 2017-08-31T00:00:00Z") from None
+    day = as_of.date() if isinstance(as_of, datetime) else as_of
+    if day is not None and not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        raise ApiError(400, "as_of_out_of_range", f"as_of {text!r:.40} must lie between "
+                       f"{AS_OF_RANGE[0]} and {AS_OF_RANGE[1]}")
+    return as_of
 
 
 def _handler(fn: Callable[..., Awaitable[Response]]) -> Callable[..., Awaitable[Response]]:
@@ -173,8 +186,24 @@ def _page(app: Any, path: str, name: str, **methods: Callable) -> None:
     app.page(path, name=name)(view)
 
 
+@web.middleware
+async def _json_http_errors(request: web.Request, handler: Callable) -> web.StreamResponse:
+    """aiohttp's own errors (unknown path 404, wrong method 405, ...) in the API's JSON shape."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return web.json_response({"success": False, "error": code,
+                                  "message": f"{request.method} {request.path}: {exc.reason}"},
+                                 status=exc.status, headers=headers)
+
+
 def register_http_api(app: Any, worker: Any, settings: Settings) -> HttpApi:
     """Register the API's pages on the Faust app (before it starts)."""
+    app.web.web_app.middlewares.append(_json_http_errors)
     api = HttpApi(app, worker, settings)
     _page(app, "/learn", "learn", post=api.post_learn)
     _page(app, "/learn/outcomes/properties", "outcome_properties", get=api.properties)

@@ -55,6 +55,8 @@ def parse_batch(body: bytes) -> list:
         document = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadBatch("malformed_json", f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadBatch("malformed_json", "the body nests JSON arrays or objects too deeply") from None
     if not isinstance(document, dict) or not isinstance(document.get("batch"), list):
         raise BadBatch("batch_missing", 'the body must be a JSON object {"batch": [outcome, ...]}')
     if not document["batch"]:

@@ -179,7 +179,7 @@ def _encode(record: dict, schema: _Schema) -> bytes:
     try:
         schemaless_writer(buf, schema.parsed, record, strict_allow_default=True)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise CodecError(f"record does not fit {schema.describe()}: {exc}; fix the record",
+        raise CodecError(f"record does not fit {schema.describe()}: {str(exc):.300}; fix the record",
                          reason="not_encodable") from exc
     return buf.getvalue()
 

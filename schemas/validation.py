@@ -45,7 +45,7 @@ def validate(record: dict, now: datetime | None = None) -> dict:
     Returns a shallow copy when something is filled in (a derived event_id, or int millis
     turned into an aware datetime); the input is never modified.
     """
-    _check_property_id(record.get("property_id"))
+    check_property_id(record.get("property_id"))
     timestamp = _checked_timestamp(record.get("timestamp"), now)
     _check_amounts(record)
     _check_accepted(record.get("accepted"))
@@ -89,12 +89,14 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _check_property_id(value: Any) -> None:
+def check_property_id(value: Any) -> None:
     if value is None or value == "":
         raise ValidationError("property_id_empty", "property_id is missing or empty; set the hotel id")
     if not isinstance(value, str):
         raise ValidationError("property_id_not_a_string",
                               f"property_id must be a string, got {type(value).__name__}")
+    if value.isspace():
+        raise ValidationError("property_id_empty", "property_id is only whitespace; set the hotel id")
     if value == "." or _UNSAFE_ID.search(value):
         raise ValidationError(
             "property_id_unsafe",

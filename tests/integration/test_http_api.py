@@ -159,6 +159,22 @@ def test_request_errors_are_json(api):
     assert api.call("GET", "/learn/outcomes/nowhere/stats", spec_path="/learn/outcomes/{property_id}/stats")[0] == 404
     assert api.call("GET", "/learn/outcomes/property-uuid/stats?as_of=yesterday",
                     spec_path="/learn/outcomes/{property_id}/stats")[0] == 400
+    status, _, body = api.call("GET", "/learn/outcomes/property-uuid/stats?as_of=9999-12-31",
+                               spec_path="/learn/outcomes/{property_id}/stats")
+    assert (status, body["error"]) == (400, "as_of_out_of_range")
+    assert api.call("GET", "/dashboard/overview?as_of=0001-01-01")[2]["error"] == "as_of_out_of_range"
+    assert api.call("GET", "/learn/outcomes/" + "x" * 5000 + "/stats",
+                    spec_path="/learn/outcomes/{property_id}/stats")[:3:2] == (
+        404, {"success": False, "error": "unknown_property", "message": "no outcomes stored for property "
+              + repr("x" * 5000)[:80]})
+    deep = b'{"batch": ' + b"[" * 9000 + b"]" * 9000 + b"}"
+    status, _, body = api.call("POST", "/learn", raw=deep, headers={"Authorization": f"bearer {TOKEN}"})
+    assert (status, body["error"]) == (400, "malformed_json")   # and the scheme name is case-insensitive
+    for method, path, expected in (("GET", "/nowhere", (404, "not_found")), ("PUT", "/learn", (405, "method_not_allowed"))):
+        request = urllib.request.Request(api.base + path, data=b"{}" if method == "PUT" else None, method=method)
+        with pytest.raises(urllib.error.HTTPError) as raised:
+            urllib.request.urlopen(request, timeout=30)
+        assert (raised.value.code, json.loads(raised.value.read())["error"]) == expected
 
 
 def test_http_and_library_publishers_use_the_same_partition(api):

@@ -79,6 +79,8 @@ def test_minimal_record_is_valid():
     (without("property_id"), "property_id_empty"),
     ({**RECORD, "property_id": None}, "property_id_empty"),
     ({**RECORD, "property_id": ""}, "property_id_empty"),
+    ({**RECORD, "property_id": "   "}, "property_id_empty"),
+    ({**RECORD, "property_id": "\t\n"}, "property_id_empty"),
     ({**RECORD, "property_id": 17}, "property_id_not_a_string"),
     ({**RECORD, "property_id": "p" * 129}, "property_id_too_long"),
     ({**RECORD, "property_id": "東" * 81}, "property_id_too_long"),  # 81 chars, 243 bytes
