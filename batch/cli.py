@@ -10,11 +10,12 @@ import logging
 import signal
 import sys
 import threading
+from datetime import datetime, timedelta
 
 import click
 
 from batch.drift_command import drift_command
-from batch.storage_commands import storage_commands
+from batch.storage_commands import check_as_of_day, storage_commands
 from schemas.errors import BookloopError
 from schemas.settings import Settings
 
@@ -147,6 +148,23 @@ def demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: floa
 _MODEL_TYPES = ["conversion", "adr", "revpar"]
 
 
+def _retrain_as_of(ctx, param, text: str | None) -> str | None:
+    """Check `retrain --as-of` up front like drift's and stats': a bad or out-of-range date is a usage
+    error (exit 2). The text goes on unchanged; retrain_command.parse_as_of reads it."""
+    if text is None:
+        return None
+    from batch.retrain_command import parse_as_of
+
+    try:
+        instant = parse_as_of(text)
+    except BookloopError:
+        raise click.BadParameter(f"{text!r} is neither YYYY-MM-DD nor an ISO date-time") from None
+    except OverflowError:   # the end of 9999-12-31
+        instant = datetime.max
+    check_as_of_day((instant - timedelta(days=1) if len(text) == 10 else instant).date(), text)
+    return text
+
+
 @cli.command()
 @settings_options("bootstrap", "data_dir")
 @click.option("--all-properties", is_flag=True, help="Every property in the store")
@@ -156,7 +174,8 @@ _MODEL_TYPES = ["conversion", "adr", "revpar"]
 @click.option("--force", is_flag=True, help="Ignore the outcome thresholds (deploying still needs the comparison)")
 @click.option("--min-new-outcomes", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--min-total-outcomes", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--as-of", default=None, help="YYYY-MM-DD (through that day, UTC) or ISO time; default now")
+@click.option("--as-of", default=None, callback=_retrain_as_of,
+              help="YYYY-MM-DD (through that day, UTC) or ISO time; default now")
 @click.option("--pushgateway", default=None, help="Push run metrics here [BOOKLOOP_PUSHGATEWAY_URL]")
 @click.option("--publish/--no-publish", default=True, show_default=True, help="Publish ModelUpdated events")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON report instead of the text blocks")

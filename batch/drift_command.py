@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
+from batch.storage_commands import as_of_date_option
 from schemas.errors import BookloopError
-from schemas.settings import Settings
+from schemas.settings import MAX_WINDOW_DAYS, Settings
 
 
 class DriftCommandError(click.ClickException):
@@ -31,11 +32,11 @@ def _feature_list(features: tuple[str, ...], extra: tuple[str, ...]) -> list[str
 @click.option("--features", multiple=True, metavar="F1 [F2 ...]",
               help="Features to check (default: every numeric feature with data)")
 @click.argument("extra_features", nargs=-1, metavar="")
-@click.option("--reference-days", type=click.IntRange(min=1),
+@click.option("--reference-days", type=click.IntRange(min=1, max=MAX_WINDOW_DAYS),
               help="Reference window in days [BOOKLOOP_DRIFT_REFERENCE_DAYS]")
-@click.option("--current-days", type=click.IntRange(min=1),
+@click.option("--current-days", type=click.IntRange(min=1, max=MAX_WINDOW_DAYS),
               help="Current window in days [BOOKLOOP_DRIFT_CURRENT_DAYS]")
-@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]),
+@click.option("--as-of", type=click.DateTime(["%Y-%m-%d"]), callback=as_of_date_option,
               help="Last day of the current window (default: the newest landed day)")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the text report")
 @click.option("--html", "html_path", type=click.Path(dir_okay=False), help="Also write an HTML report here")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
+from datetime import date, datetime
 
 import click
 
@@ -15,6 +15,21 @@ from schemas.errors import BookloopError
 from schemas.settings import Settings
 
 _DATE = click.DateTime(["%Y-%m-%d"])
+AS_OF_RANGE = (date(1970, 1, 2), date(9999, 1, 1))   # the HTTP API's: room for windows counted back and forth
+
+
+def check_as_of_day(day: date, text: str) -> None:
+    """click.BadParameter (exit 2) unless `day` lies in AS_OF_RANGE (dates near year 1 or 9999 overflow)."""
+    if not AS_OF_RANGE[0] <= day <= AS_OF_RANGE[1]:
+        raise click.BadParameter(f"{text!r} must lie between {AS_OF_RANGE[0]} and {AS_OF_RANGE[1]}",
+                                 param_hint="--as-of")
+
+
+def as_of_date_option(ctx, param, value: datetime | None) -> datetime | None:
+    """Callback of a click.DateTime `--as-of`: the same range check."""
+    if value is not None:
+        check_as_of_day(value.date(), value.date().isoformat())
+    return value
 _DATA_DIR = click.option("--data-dir", default=None, help="Parquet store root [BOOKLOOP_DATA_DIR]")
 
 
@@ -114,11 +129,15 @@ def compact_command(property_id: str | None, min_files: int, min_age: float | No
 def _as_of(text: str | None):
     from consumers.storage import parse_as_of
 
+    if not text:
+        return None
     try:
-        return parse_as_of(text) if text else None
+        as_of = parse_as_of(text)
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither YYYY-MM-DD nor an ISO time with a timezone",
                                  param_hint="--as-of") from None
+    check_as_of_day(as_of.date() if isinstance(as_of, datetime) else as_of, text)
+    return as_of
 
 
 storage_commands = [stats_command, export_command, prune_command, compact_command]

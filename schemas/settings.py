@@ -135,6 +135,9 @@ class Settings:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.flush_interval_seconds <= 0 or self.session_timeout_seconds <= 0:
             raise ConfigError("flush_interval_seconds and session_timeout_seconds must be > 0")
+        for name in ("drift_reference_days", "drift_current_days"):
+            if getattr(self, name) > MAX_WINDOW_DAYS:
+                raise ConfigError(f"{name} must be at most {MAX_WINDOW_DAYS} (100 years), got {getattr(self, name)}")
         for name in ("drift_reference_days", "drift_current_days", "drift_min_samples",
                      "drift_day_samples", "metrics_max_properties"):
             if getattr(self, name) <= 0:
@@ -154,6 +157,7 @@ class Settings:
         return new
 
 
+MAX_WINDOW_DAYS = 36_500   # drift windows counted back from an as-of day stay far from year 1
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 

@@ -93,12 +93,22 @@ def test_all_properties_and_html(store, tmp_path):
     (["--property-id", "city", "--as-of", "2010-01-01"], "no data for 'city'"),
     (["--property-id", "city", "--features", "quoted_price", "bogus"], "unknown feature 'bogus'"),
     (["--property-id", "city", "--reference-days", "0"], "0 is not in the range"),
+    (["--property-id", "city", "--current-days", "100000000"], "100000000 is not in the range 1<=x<=36500"),
+    (["--property-id", "city", "--as-of", "9999-12-31"], "'9999-12-31' must lie between 1970-01-02 and 9999-01-01"),
+    (["--property-id", "city", "--as-of", "0001-01-01"], "'0001-01-01' must lie between 1970-01-02 and 9999-01-01"),
     (["--all-properties", "--property-id", "city"], "either --property-id P or --all-properties"),
     (["city"], "either --property-id P or --all-properties"),
 ])
 def test_errors_exit_2_with_a_message(store, args, message):
     result = run(store, *args)
     assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_window_days_from_the_environment_are_bounded_too(store, monkeypatch):
+    monkeypatch.setenv("BOOKLOOP_DRIFT_REFERENCE_DAYS", "100000000")
+    result = run(store, "--property-id", "city")
+    assert result.exit_code == 2
+    assert "Error: drift_reference_days must be at most 36500 (100 years), got 100000000" in result.output
 
 
 def test_an_empty_store_is_an_error(tmp_path):

@@ -102,7 +102,11 @@ def test_cli_errors(tmp_path, outcome_store):
     assert usage.exit_code == 2 and "give exactly one of" in usage.output
     unknown = run("--property-id", "nowhere", "--no-publish", "--data-dir", str(tmp_path))
     assert unknown.exit_code == 1 and "Error: no outcomes for 'nowhere'" in unknown.output
-    bad_date = run("--all-properties", "--as-of", "31.08.2017", "--no-publish", "--data-dir", str(tmp_path))
-    assert bad_date.exit_code == 1 and "--as-of '31.08.2017' is neither" in bad_date.output
+    for text in ("31.08.2017", "2017-02-30"):   # a bad date is a usage error, as in drift and stats
+        bad_date = run("--all-properties", "--as-of", text, "--no-publish", "--data-dir", str(tmp_path))
+        assert bad_date.exit_code == 2 and f"'{text}' is neither YYYY-MM-DD nor an ISO date-time" in bad_date.output
+    for text in ("9999-12-31", "0001-01-01", "1969-12-31T12:00:00"):
+        far = run("--property-id", "city", "--as-of", text, "--no-publish", "--data-dir", str(tmp_path))
+        assert far.exit_code == 2 and f"'{text}' must lie between 1970-01-02 and 9999-01-01" in far.output
     failed = run("--all-properties", "--force", "--no-publish", "--data-dir", str(tmp_path))
     assert failed.exit_code == 1 and "Failed: 3" in failed.output
