@@ -9,7 +9,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from producers.publisher import OutcomePublisher
-from producers.replay_mapping import DEFAULT_DATASET, load_bookings, outcomes_from_bookings, plan_resends
+from producers.replay_mapping import DEFAULT_DATASET, load_outcomes, plan_resends
 from producers.topics import ensure_topics, probe
 from schemas.settings import Settings
 
@@ -26,7 +26,7 @@ class ReplayReport:
 def replay_dataset(settings: Settings, path: str | Path | None = None, limit: int | None = None,
                    rate: float | None = None, resend_fraction: float = 0.0,
                    create_topics: bool = True, publisher: OutcomePublisher | None = None) -> ReplayReport:
-    outcomes = outcomes_from_bookings(load_bookings(path or DEFAULT_DATASET), limit=limit)
+    outcomes = load_outcomes(path or DEFAULT_DATASET, limit=limit)
     # a re-send is a retry: it follows its original within the worker's dedupe horizon
     order = plan_resends(outcomes, resend_fraction, max_lag=timedelta(days=settings.dedupe_horizon_days))
     probe(settings)   # fail fast and clearly when Kafka is not there

@@ -40,6 +40,19 @@ _REQUIRED = ["hotel", "is_canceled", "lead_time", "arrival_date_year", "arrival_
              "deposit_type", "adr"]
 
 
+def load_outcomes(path: str | Path = DEFAULT_DATASET, limit: int | None = None) -> list[dict]:
+    """load_bookings + outcomes_from_bookings; a file that is unreadable or not the dataset (not gzip,
+    truncated, not text, not CSV, bad values) is a one-line ConfigError naming the file."""
+    try:
+        return outcomes_from_bookings(load_bookings(path), limit=limit)
+    except ConfigError as exc:
+        message = str(exc)
+        raise ConfigError(message if str(path) in message else f"{path}: {message}") from None
+    except (OSError, EOFError, ValueError) as exc:   # BadGzipFile, UnicodeDecodeError, pandas' ParserError, ...
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"cannot read the booking dataset {path}: {reason}") from None
+
+
 def load_bookings(path: str | Path = DEFAULT_DATASET) -> pd.DataFrame:
     """Read the CSV; "NULL"/"NA"/empty become missing, agent and company stay string ids."""
     path = Path(path)

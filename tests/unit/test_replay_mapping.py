@@ -1,14 +1,17 @@
 """The shipped hotel booking dataset maps to the documented outcome events."""
 from __future__ import annotations
 
+import gzip
 import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from click.testing import CliRunner
 
-from producers.replay_mapping import DEFAULT_DATASET, load_bookings, outcomes_from_bookings, plan_resends
+from batch.cli import cli
+from producers.replay_mapping import DEFAULT_DATASET, load_bookings, load_outcomes, outcomes_from_bookings, plan_resends
 from schemas.errors import ConfigError
 
 N_BOOKINGS = 119_390
@@ -174,3 +177,33 @@ def test_plan_resends_rejects_bad_arguments():
         plan_resends(_small(10), 1.5)
     with pytest.raises(ConfigError, match="max_gap"):
         plan_resends(_small(10), 0.1, max_gap=0)
+
+
+_HEADER = ("hotel,is_canceled,lead_time,arrival_date_year,arrival_date_month,arrival_date_day_of_month,"
+           "stays_in_weekend_nights,stays_in_week_nights,deposit_type,adr\n")
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("not-gzip.csv.gz", b"hello\n", "Not a gzipped file"),
+    ("truncated.csv.gz", gzip.compress(_HEADER.encode() * 50)[:40], "Compressed file ended"),
+    ("binary.csv", b"\xff\xfe\x00bad\n", "can't decode byte 0xff"),
+    ("empty.csv", b"", "No columns to parse from file"),
+    ("quote.csv", (_HEADER + 'a,"b\n').encode(), "EOF inside string"),
+    ("bad-day.csv", (_HEADER + "City Hotel,0,3,2015,July,40,1,1,No Deposit,90\n").encode(),
+     'invalid or out-of-bounds date "2015-07-40"'),
+    ("bad-month.csv", (_HEADER + "City Hotel,0,3,2015,Julember,4,1,1,No Deposit,90\n").encode(),
+     "unknown arrival_date_month values ['Julember']"),
+])
+def test_a_malformed_dataset_is_one_line_naming_the_file(tmp_path, name, content, reason):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ConfigError) as caught:
+        load_outcomes(path)
+    assert str(path) in str(caught.value) and reason in str(caught.value) and "\n" not in str(caught.value)
+    result = CliRunner().invoke(cli, ["replay", str(path), "--bootstrap", "127.0.0.1:1"])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and str(path) in result.output
+    assert result.output.count("\n") == 1 and isinstance(result.exception, SystemExit)   # no traceback
+
+
+def test_load_outcomes_reads_the_shipped_dataset_like_the_two_steps(outcomes):
+    assert load_outcomes(DEFAULT_DATASET, limit=20) == outcomes[:20]
