@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import signal
 import sys
 import threading
@@ -42,6 +43,17 @@ def settings_options(*names: str):
             wrapper = click.option(flag, name, type=kind, default=None, help=doc)(wrapper)
         return wrapper
     return decorate
+
+
+def _positive_number(ctx, param, value: float | None) -> float | None:
+    """A finite number > 0 (click's FloatRange lets nan and inf through)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"{value} is not a finite number > 0")
+    return value
+
+
+_LIMIT = click.option("--limit", type=click.IntRange(min=1), default=None,
+                      help="Replay only the first N bookings, in booking-time order (N >= 1; default: all)")
 
 
 def run_cli(fn):
@@ -101,8 +113,9 @@ def worker(settings: Settings, web_port: int | None, group_id: str | None, creat
 @cli.command()
 @click.argument("path", type=click.Path(exists=True, dir_okay=False), required=False)
 @settings_options("bootstrap", "topic")
-@click.option("--limit", type=int, default=None, help="Only the first N bookings (in booking-time order)")
-@click.option("--rate", type=float, default=None, help="Events per second (default: as fast as possible)")
+@_LIMIT
+@click.option("--rate", type=float, default=None, callback=_positive_number,
+              help="Events per second, a number > 0 (default: as fast as possible)")
 @click.option("--resend-fraction", type=click.FloatRange(0, 1), default=0.0, show_default=True,
               help="Share of events sent a second time (same event_id) to exercise dedupe")
 @click.option("--create-topics/--no-create-topics", default=True, show_default=True)
@@ -133,9 +146,10 @@ def create_topics(settings: Settings, replication_factor: int) -> None:
 @cli.command()
 @click.option("--data-dir", default="demo-data", show_default=True,
               help="Where the demo lands parquet (its outcomes/ folder is recreated)")
-@click.option("--limit", type=int, default=None, help="Replay only the first N bookings")
-@click.option("--resend-fraction", type=float, default=0.05, show_default=True)
-@click.option("--timeout", type=float, default=900, show_default=True, help="Give up after this many seconds")
+@_LIMIT
+@click.option("--resend-fraction", type=click.FloatRange(0, 1), default=0.05, show_default=True)
+@click.option("--timeout", type=float, default=900, show_default=True, callback=_positive_number,
+              help="Give up after this many seconds")
 @run_cli
 def demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: float) -> None:
     """Broker + worker + replay of the real dataset; prints a summary and a SUMMARY {json} line."""

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import click
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
@@ -83,8 +84,10 @@ def _wait_landed(worker: WorkerProcess, produced: int, timeout: float) -> dict[s
 
 
 def _report(settings: Settings, produced: int, unique: int, m: dict[str, float], seconds: float) -> bool:
-    table = ds.dataset(outcomes_root(settings.data_dir), format="parquet",
-                       partitioning="hive").to_table(columns=["event_id", "property_id"])
+    root = outcomes_root(settings.data_dir)
+    table = (ds.dataset(root, format="parquet", partitioning="hive").to_table(columns=["event_id", "property_id"])
+             if root.is_dir() else pa.table({"event_id": pa.array([], pa.string()),
+                                             "property_id": pa.array([], pa.string())}))   # nothing landed
     distinct = pc.count_distinct(table.column("event_id")).as_py()
     per_property = {row["values"]: row["counts"] for row in
                     pc.value_counts(table.column("property_id")).to_pylist()}

@@ -1,6 +1,7 @@
 """Replay the hotel bookings dataset onto the outcomes topic, in booking-time order."""
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -11,6 +12,7 @@ from tqdm import tqdm
 from producers.publisher import OutcomePublisher
 from producers.replay_mapping import DEFAULT_DATASET, load_outcomes, plan_resends
 from producers.topics import ensure_topics, probe
+from schemas.errors import ConfigError
 from schemas.settings import Settings
 
 
@@ -26,6 +28,8 @@ class ReplayReport:
 def replay_dataset(settings: Settings, path: str | Path | None = None, limit: int | None = None,
                    rate: float | None = None, resend_fraction: float = 0.0,
                    create_topics: bool = True, publisher: OutcomePublisher | None = None) -> ReplayReport:
+    if rate is not None and not (math.isfinite(rate) and rate > 0):
+        raise ConfigError(f"rate must be a finite number of events per second > 0 (None: unlimited), got {rate}")
     outcomes = load_outcomes(path or DEFAULT_DATASET, limit=limit)
     # a re-send is a retry: it follows its original within the worker's dedupe horizon
     order = plan_resends(outcomes, resend_fraction, max_lag=timedelta(days=settings.dedupe_horizon_days))

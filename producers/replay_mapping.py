@@ -70,6 +70,8 @@ def load_bookings(path: str | Path = DEFAULT_DATASET) -> pd.DataFrame:
 
 def outcomes_from_bookings(df: pd.DataFrame, limit: int | None = None) -> list[dict]:
     """Outcome records sorted by (timestamp, row position); `limit` keeps the earliest ones."""
+    if limit is not None and limit < 1:   # a slice [:-1] would keep all but one
+        raise ConfigError(f"limit must be at least 1 (None: all bookings), got {limit}")
     arrival = _arrival_dates(df)
     booked = arrival - pd.to_timedelta(df["lead_time"].to_numpy(), unit="D")
     rows = df.index.to_numpy()  # the CSV row position for a frame from load_bookings

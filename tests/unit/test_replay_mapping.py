@@ -207,3 +207,18 @@ def test_a_malformed_dataset_is_one_line_naming_the_file(tmp_path, name, content
 
 def test_load_outcomes_reads_the_shipped_dataset_like_the_two_steps(outcomes):
     assert load_outcomes(DEFAULT_DATASET, limit=20) == outcomes[:20]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_limit_below_one_is_refused_not_sliced(bookings, limit):
+    with pytest.raises(ConfigError, match=f"limit must be at least 1 \\(None: all bookings\\), got {limit}"):
+        outcomes_from_bookings(bookings, limit=limit)
+
+
+@pytest.mark.parametrize("rate", [0.0, -1.0, float("nan"), float("inf")])
+def test_replay_dataset_refuses_a_rate_that_is_not_a_finite_number_above_zero(rate):
+    from producers.replay import replay_dataset
+    from schemas.settings import Settings
+
+    with pytest.raises(ConfigError, match="rate must be a finite number of events per second > 0"):
+        replay_dataset(Settings.from_env({}, bootstrap_servers="127.0.0.1:1"), limit=5, rate=rate)
