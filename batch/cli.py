@@ -5,6 +5,7 @@ Errors bookloop raises on purpose print as one line and exit non-zero.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -54,6 +55,21 @@ def _positive_number(ctx, param, value: float | None) -> float | None:
 
 _LIMIT = click.option("--limit", type=click.IntRange(min=1), default=None,
                       help="Replay only the first N bookings, in booking-time order (N >= 1; default: all)")
+
+
+@contextlib.contextmanager
+def sigterm_exits():
+    """While inside: SIGTERM raises SystemExit(143), as Ctrl-C raises KeyboardInterrupt, so the finally
+    blocks and context managers stop child processes; a second SIGTERM during that cleanup is ignored."""
+    def exit_now(signum, _frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, exit_now)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_cli(fn):
@@ -155,7 +171,8 @@ def demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: floa
     """Broker + worker + replay of the real dataset; prints a summary and a SUMMARY {json} line."""
     from batch.demo import run_demo
 
-    ok = run_demo(data_dir=data_dir, limit=limit, resend_fraction=resend_fraction, timeout=timeout)
+    with sigterm_exits():   # `kill <demo>` stops the broker and the worker too (they run in their own sessions)
+        ok = run_demo(data_dir=data_dir, limit=limit, resend_fraction=resend_fraction, timeout=timeout)
     sys.exit(0 if ok else 1)
 
 

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import click
@@ -28,23 +29,24 @@ def run_demo(data_dir: str, limit: int | None, resend_fraction: float, timeout: 
     started = time.monotonic()
     _fresh(Path(data_dir))
     external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    broker = None if external else EmbeddedBroker().start()
-    suffix = f"-demo-{int(time.time())}" if external else ""
-    settings = Settings.from_env(
-        bootstrap_servers=external or broker.bootstrap, data_dir=data_dir, web_port=free_port(),
-        outcomes_topic=f"booking-outcomes{suffix}", dlq_topic=f"booking-outcomes{suffix}.dlq",
-        group_id=f"bookloop-demo{suffix}", session_timeout_seconds=6.0, flush_interval_seconds=2.0)
-    click.echo(f"broker: {settings.bootstrap_servers} ({'external' if external else 'embedded Tansu'})")
-    worker = WorkerProcess(settings, Path(data_dir) / "worker.log")
-    try:
+    with ExitStack() as children:   # stopped on any way out: an error, Ctrl-C, SIGTERM (see batch/cli.py)
+        broker = None
+        if not external:
+            broker = EmbeddedBroker()
+            children.callback(broker.stop)
+            broker.start()
+        suffix = f"-demo-{int(time.time())}" if external else ""
+        settings = Settings.from_env(
+            bootstrap_servers=external or broker.bootstrap, data_dir=data_dir, web_port=free_port(),
+            outcomes_topic=f"booking-outcomes{suffix}", dlq_topic=f"booking-outcomes{suffix}.dlq",
+            group_id=f"bookloop-demo{suffix}", session_timeout_seconds=6.0, flush_interval_seconds=2.0)
+        click.echo(f"broker: {settings.bootstrap_servers} ({'external' if external else 'embedded Tansu'})")
+        worker = WorkerProcess(settings, Path(data_dir) / "worker.log")
+        children.callback(worker.stop)   # runs before broker.stop
         ensure_topics(settings)
         worker.start().wait_ready()
         produced, unique = _publish(settings, limit, resend_fraction)
         metrics = _wait_landed(worker, produced, timeout - (time.monotonic() - started))
-    finally:
-        worker.stop()
-        if broker is not None:
-            broker.stop()
     return _report(settings, produced, unique, metrics, time.monotonic() - started)
 
 
