@@ -121,8 +121,11 @@ def worker(settings: Settings, web_port: int | None, group_id: str | None, creat
     """Run the Faust landing worker (consumes outcomes, lands parquet, serves /metrics)."""
     from consumers.run import run_worker
 
-    settings = settings.replace(**{k: v for k, v in
-                                   {"web_port": web_port, "group_id": group_id}.items() if v is not None})
+    try:
+        settings = settings.replace(**{k: v for k, v in
+                                       {"web_port": web_port, "group_id": group_id}.items() if v is not None})
+    except BookloopError as exc:
+        raise click.UsageError(str(exc)) from None
     run_worker(settings, create_topics=create_topics)
 
 

@@ -145,6 +145,10 @@ class Settings:
         if not (0 < self.drift_ks_p < 1 and 0 <= self.drift_share < 1 and self.drift_psi > 0
                 and self.drift_psi_bins >= 2):
             raise ConfigError("drift thresholds need 0 < ks_p < 1, 0 <= share < 1, psi > 0 and psi_bins >= 2")
+        if not 1 <= self.web_port <= 65535:
+            raise ConfigError(f"web_port must be between 1 and 65535, got {self.web_port}")
+        if not self.group_id.strip():
+            raise ConfigError("group_id must not be empty")
         _check_kafka_security(self)
 
     def to_env(self) -> dict[str, str]:
