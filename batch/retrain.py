@@ -15,12 +15,11 @@ from datetime import datetime, timezone
 from typing import Callable, Iterator
 
 import lightgbm as lgb
-import pandas as pd
 
 from batch.registry import Registry, event_record
 from batch.retrain_rules import (MIN_NEW_OUTCOMES, MIN_TOTAL_OUTCOMES, check_readiness, deploy_decision,
                                  primary_metric)
-from batch.training import TrainedModel, evaluate, load_outcomes, train
+from batch.training import TrainedModel, TrainingData, evaluate, load_table, train
 from consumers.model_artifacts import artifact_path
 from schemas.errors import BookloopError
 
@@ -59,7 +58,7 @@ def retrain_property(data_dir: str, property_id: str, options: RetrainOptions,
                      num_threads: int = 0) -> list[ModelResult]:
     """Every requested model type of one property; never raises (failures become results)."""
     try:
-        outcomes = load_outcomes(data_dir, property_id, options.cutoff, options.store)
+        outcomes = TrainingData.from_table(load_table(data_dir, property_id, options.cutoff, options.store))
     except Exception as exc:  # a broken store must not stop the other properties
         log.exception("loading outcomes of %s failed", property_id)
         return [_failed(property_id, t, f"loading outcomes failed: {_describe(exc)}", [])
@@ -69,14 +68,13 @@ def retrain_property(data_dir: str, property_id: str, options: RetrainOptions,
             for t in options.model_types]
 
 
-def _retrain_model(registry: Registry, property_id: str, model_type: str, outcomes: pd.DataFrame,
+def _retrain_model(registry: Registry, property_id: str, model_type: str, outcomes: TrainingData,
                    options: RetrainOptions, num_threads: int) -> ModelResult:
     lines: list[str] = []
     try:
         latest = registry.latest(property_id, model_type)
         trained_until = None if latest is None else datetime.fromisoformat(latest["training_window"]["end"])
-        times = outcomes["timestamp"].dt.as_unit("ms").astype("int64").to_numpy()
-        readiness = check_readiness(times, options.cutoff, trained_until, options.min_total,
+        readiness = check_readiness(outcomes.times, options.cutoff, trained_until, options.min_total,
                                     options.min_new, options.force)
         if not readiness.ready:
             lines.append(f"Skipping retrain: {readiness.reason}")

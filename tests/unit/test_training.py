@@ -1,10 +1,14 @@
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
-from batch.training import (TrainingError, list_properties, load_outcomes, roc_auc, target_rows, time_split,
-                            train)
+from batch.training import (TrainingError, evaluate, list_properties, load_outcomes, roc_auc, target_rows,
+                            time_split, train)
+from consumers.model_features import flatten_rows
+from consumers.rows import ROW_SCHEMA
 
 END = datetime(2017, 8, 31, tzinfo=timezone.utc)
 
@@ -19,6 +23,20 @@ def test_load_dedupes_by_event_id_and_respects_the_cutoff(tmp_path, outcome_stor
     early = load_outcomes(tmp_path, "city", cutoff)
     assert len(early) == sum(1 for r in rows if r[1] < cutoff.timestamp() * 1000)
     assert list_properties(tmp_path) == ["city", "resort"]
+
+
+def test_files_of_an_older_layout_read_with_nulls_for_their_missing_columns(tmp_path, outcome_store):
+    outcome_store(tmp_path, "city", n=1000)
+    old = pq.read_table(next((tmp_path / "outcomes" / "property_id=city").rglob("*.parquet")))
+    folder = tmp_path / "outcomes" / "property_id=city" / "date=2017-08-30"
+    folder.mkdir(exist_ok=True)
+    pq.write_table(old.drop_columns(["features", "comp_p10"]).slice(0, 3)
+                   .set_column(0, "event_id", pa.array(["old-1", "old-2", "old-3"])), folder / "old.parquet")
+    frame = load_outcomes(tmp_path, "city", END + timedelta(days=1))
+    assert len(frame) == 1003 and list(frame.columns) == ROW_SCHEMA.names
+    older = frame[frame["event_id"].str.startswith("old-")]
+    assert older["features"].isna().all() and older["comp_p10"].isna().all()
+    assert train("conversion", frame, num_threads=1).train_rows > 700
 
 
 def test_missing_store_is_a_clear_error(tmp_path):
@@ -56,6 +74,9 @@ def test_conversion_model_learns_and_validates_on_the_newest_rows(tmp_path, outc
     newest_train = frame["timestamp"].iloc[model.train_rows - 1]
     assert (model.validation_frame["timestamp"] >= newest_train).all()
     assert "accepted" not in model.spec.names and "final_price" not in model.spec.names
+    # the follower's way (consumers.model_features, row by row) scores the validation rows the same
+    follower_inputs = model.spec.matrix(flatten_rows(frame.iloc[model.train_rows:]))
+    assert evaluate("conversion", model.validation_target, model.booster.predict(follower_inputs)) == model.metrics
 
 
 def test_adr_model_does_not_see_the_price(tmp_path, outcome_store):
