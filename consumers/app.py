@@ -33,6 +33,7 @@ from schemas.wire import WireCodec
 
 log = logging.getLogger("bookloop.worker")
 FLUSH_CHECK_SECONDS = 0.25   # how often a quiet worker checks whether buffered windows are due
+TAKE_WITHIN_SECONDS = 0.5    # a batch is handed over when full or after this long
 # aiohttp takes the charset separately; Prometheus' text format is UTF-8 either way
 _METRICS_CONTENT_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset"))
 
@@ -54,6 +55,7 @@ class LandingWorker:
         self.positions: dict[int, int] = {}   # next offset expected, per partition
         self.draining = False                 # revoked: ignore events until the next assignment
         self._schemas_read_at = float("-inf")
+        self._last_batch_at = float("-inf")
         self.disk_paused = False
         self.assigned: set = set()
 
@@ -76,7 +78,8 @@ class LandingWorker:
         if dead:
             await self._dead_letter(dead)
             self._complete(event for event, _ in dead)
-        self._complete(self._flush_due())
+        self._last_batch_at = time.monotonic()
+        self._complete(self._flush_due(drained=len(events) < self.settings.take_batch))
         while self.disk_paused and not self.draining:   # hold the stream: Faust stops fetching
             await asyncio.sleep(1.0)
             self._complete(self._flush_due())
@@ -146,14 +149,16 @@ class LandingWorker:
             self.acks.complete(event.message.partition, event.message.offset)
 
     async def tick(self) -> None:
-        self._complete(self._flush_due())
+        quiet = time.monotonic() - self._last_batch_at > 2 * TAKE_WITHIN_SECONDS
+        self._complete(self._flush_due(drained=quiet))
         _ack(self.acks.ready())
 
-    def _flush_due(self) -> list[Any]:
-        """Land what is due. When the disk refuses (full, read-only, gone), stop fetching and
+    def _flush_due(self, drained: bool = False) -> list[Any]:
+        """Land what is due; `drained`: the stream handed over all it had (a short batch, or no
+        batch for a while). When the disk refuses (full, read-only, gone), stop fetching and
         retry every tick: nothing past the last durable file is committed, nothing is dropped."""
         try:
-            landed = self.sink.flush_due()
+            landed = self.sink.flush_due(drained)
         except OSError as exc:
             if not self.disk_paused:
                 log.error("cannot write parquet under %s (%s): pausing consumption, nothing is "
@@ -235,7 +240,7 @@ def create_worker(settings: Settings, registry: CollectorRegistry | None = None)
                          key_serializer="raw", value_serializer="raw")
 
     async def land(stream):
-        async for events in stream.noack_take(settings.take_batch, within=0.5):
+        async for events in stream.noack_take(settings.take_batch, within=TAKE_WITHIN_SECONDS):
             await worker.process(events)
 
     app.agent(outcomes, name="bookloop.land")(land)

@@ -34,16 +34,16 @@ class Verdict(Enum):
 class DedupeIndex:
     def __init__(self, horizon_days: int):
         self.horizon_days = horizon_days
-        self._seen: dict[str, tuple[bytes, int]] = {}   # event_id -> (digest, offset)
+        self._seen: dict[str, tuple[int, int]] = {}   # event_id -> (digest, offset)
         self._by_day: dict[int, list[str]] = defaultdict(list)  # day ordinal -> ids
         self._newest_day = 0
-        self._pinned: dict[str, tuple[bytes, int]] = {}
+        self._pinned: dict[str, tuple[int, int]] = {}
         self._pinned_until = -1
 
     def __len__(self) -> int:
         return len(self._seen)
 
-    def check(self, event_id: str, digest: bytes, offset: int) -> Verdict:
+    def check(self, event_id: str, digest: int, offset: int) -> Verdict:
         if self._pinned and offset > self._pinned_until:
             self._pinned.clear()
         seen = self._seen.get(event_id) or self._pinned.get(event_id)
@@ -53,7 +53,7 @@ class DedupeIndex:
             return Verdict.REDELIVERED
         return Verdict.DUPLICATE if seen[0] == digest else Verdict.CONFLICT
 
-    def add(self, event_id: str, digest: bytes, offset: int, day: int, evict: bool = True) -> None:
+    def add(self, event_id: str, digest: int, offset: int, day: int, evict: bool = True) -> None:
         """Remember an id; `day` is its event day (days since the epoch)."""
         self._seen[event_id] = (digest, offset)
         self._by_day[day].append(event_id)
@@ -67,7 +67,7 @@ class DedupeIndex:
         self._newest_day = newest_day
         self._evict()
 
-    def pin(self, event_id: str, digest: bytes, offset: int, until_offset: int) -> None:
+    def pin(self, event_id: str, digest: int, offset: int, until_offset: int) -> None:
         self._pinned[event_id] = (digest, offset)
         self._pinned_until = max(self._pinned_until, until_offset)
 

@@ -12,6 +12,7 @@ landed part files (each part added once), thinned to a uniform random subsample 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
@@ -43,14 +44,20 @@ def table_values(table: pa.Table) -> dict[str, np.ndarray]:
 
 
 def _map_values(texts: list[str | None]) -> dict[str, np.ndarray]:
-    columns: dict[str, np.ndarray] = {}
+    rows = len(texts)
+    columns: dict[str, list[float]] = {}
     for row, text in enumerate(texts):
-        for key, value in (json.loads(text) if text else {}).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if key not in columns:
-                    columns[key] = np.full(len(texts), np.nan)
-                columns[key][row] = value
-    return {MAP_PREFIX + key: columns[key] for key in sorted(columns)[:MAX_MAP_FEATURES]}
+        if not text:
+            continue
+        for key, value in json.loads(text).items():
+            kind = type(value)   # JSON numbers load as int or float (True is a bool)
+            if kind is float or kind is int:
+                column = columns.get(key)
+                if column is None:
+                    column = columns[key] = [math.nan] * rows
+                column[row] = value
+    return {MAP_PREFIX + key: np.array(columns[key], dtype=np.float64)
+            for key in sorted(columns)[:MAX_MAP_FEATURES]}
 
 
 def candidate_features(*windows: WindowSamples) -> list[str]:
@@ -69,10 +76,16 @@ class _Day:
     values: dict[str, np.ndarray] = field(default_factory=dict)
     kept: int = 0
     parts: set[PartId] = field(default_factory=set)
+    pending: list[pa.Table] = field(default_factory=list)  # landed parts not turned into values yet
+    pending_rows: int = 0
 
 
 class PropertyHistory:
-    """One property's recent days of drift values, bounded by `keep_days` x `day_cap` rows."""
+    """One property's recent days of drift values, bounded by `keep_days` x `day_cap` rows.
+
+    Parts are turned into values (their `features` JSON parsed) only when a window needs the day
+    or when the day would go over its cap: a replay closes a window every few hundred events,
+    and most of its days leave the kept range before any evaluation looks at them."""
 
     def __init__(self, day_cap: int, keep_days: int):
         self.day_cap = day_cap
@@ -90,15 +103,26 @@ class PropertyHistory:
             return False
         slot.parts.add(part)
         slot.rows += table.num_rows
-        slot.values = _concat([(slot.kept, slot.values), (table.num_rows, table_values(table))])
-        slot.kept += table.num_rows
+        slot.pending.append(table.select(READ_COLUMNS))
+        slot.pending_rows += table.num_rows
+        if slot.kept + slot.pending_rows > self.day_cap:
+            self._materialize(day, slot)
+        self._prune()
+        return True
+
+    def _materialize(self, day: date, slot: _Day) -> None:
+        """Turn the day's pending parts into values, thinned to a seeded uniform sample of day_cap."""
+        if not slot.pending:
+            return
+        added = table_values(pa.concat_tables(slot.pending, promote_options="permissive"))
+        slot.values = _concat([(slot.kept, slot.values), (slot.pending_rows, added)])
+        slot.kept += slot.pending_rows
+        slot.pending, slot.pending_rows = [], 0
         if slot.kept > self.day_cap:
             rng = np.random.default_rng(day.toordinal())
             keep = np.sort(rng.choice(slot.kept, self.day_cap, replace=False))
             slot.values = {name: column[keep] for name, column in slot.values.items()}
             slot.kept = self.day_cap
-        self._prune()
-        return True
 
     def _prune(self) -> None:
         oldest = self.newest - timedelta(days=self.keep_days - 1)
@@ -107,13 +131,12 @@ class PropertyHistory:
 
     def window(self, start: date, end: date) -> tuple[WindowSamples, int]:
         """The kept values of the days in [start, end), and the landed rows of those days."""
-        days = [self._days[d] for d in sorted(self._days) if start <= d < end]
-        merged = _concat([(d.kept, d.values) for d in days])
-        return WindowSamples(sum(d.kept for d in days), merged), sum(d.rows for d in days)
-
-    def size(self) -> int:
-        """Float values held (for tests and the memory estimate)."""
-        return sum(column.size for d in self._days.values() for column in d.values.values())
+        days = [d for d in sorted(self._days) if start <= d < end]
+        for day in days:
+            self._materialize(day, self._days[day])
+        slots = [self._days[d] for d in days]
+        merged = _concat([(d.kept, d.values) for d in slots])
+        return WindowSamples(sum(d.kept for d in slots), merged), sum(d.rows for d in slots)
 
 
 def _concat(pieces: list[tuple[int, dict[str, np.ndarray]]]) -> dict[str, np.ndarray]:

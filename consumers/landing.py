@@ -13,12 +13,17 @@ flushed when the buffer holds `flush_max_events` records or its oldest record ha
 `flush_interval_seconds` of wall time (liveness for quiet live traffic). A record's wait counts
 from when it was produced (its Kafka timestamp) when that is less than the interval ago, so the
 fetch and batching delays are inside the interval; an older record (a backlog being caught up)
-counts from when the worker read it, so a catch-up still lands whole windows, not a file per batch. Files never depend on the
-wall clock for correctness: whatever the cut, each file holds distinct offsets and its name says
+counts from when the worker read it, so a catch-up still lands whole windows, not a file per batch;
+once the stream runs dry (the worker says so), windows holding only such backlog records land at
+once instead of waiting out the interval: nothing more is coming to fill them. Files never depend
+on the wall clock for correctness: whatever the cut, each file holds distinct offsets and its name says
 which, and dedupe state is rebuilt from the files themselves (see dedupe.py).
 
-Durability order of a flush: write each file under a hidden temp name and fsync it -> link it to
-its final name (never overwriting) -> fsync the folders -> only then hand back the handles.
+Durability order of a flush: write each file under a hidden temp name and make it durable -> link
+it to its final name (never overwriting) -> make the folders durable -> only then hand back the
+handles. "Durable" is one syncfs(2) of the store's filesystem per step (BOOKLOOP_DURABILITY=syncfs,
+the default: a replay's flush lands a file for each of many days, and 2 syncfs cost less than
+2 fsyncs per file) or an fsync of every file and changed folder (=fsync).
 """
 from __future__ import annotations
 
@@ -38,12 +43,17 @@ from consumers import failpoints
 from consumers import rows as rowmod
 from consumers.dedupe import DedupeIndex, Verdict
 from consumers.paths import PartName, iter_part_files, partition_dir, temp_name
-from consumers.store_files import fsync_dir
+from consumers.store_files import fsync_dir, sync_filesystem, syncfs_available
 from monitoring.metrics import IngestMetrics
 from schemas.settings import Settings
 
 log = logging.getLogger(__name__)
 DAY_MS = 86_400_000
+# Part files are small (a window of one partition and property): snappy costs a third of zstd's
+# time on them, and min/max statistics of the long text columns would be most of the footer.
+# Compaction rewrites old dates with zstd.
+PART_FILE_OPTIONS = {"compression": "snappy",
+                     "write_statistics": [n for n in rowmod.ROW_SCHEMA.names if n not in ("event_id", "features")]}
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 
@@ -53,6 +63,7 @@ class _Window:
     offsets: list[int] = field(default_factory=list)
     handles: list[Any] = field(default_factory=list)
     first_wall: float = 0.0
+    backlog: bool = False   # every record was already older than the flush interval when read
 
 
 @dataclass
@@ -82,6 +93,11 @@ class LandingSink:
         self._partitions: dict[int, _PartitionState] = {}
         self._landed_files: dict[int, list[tuple[str, Path, PartName]]] | None = None
         self._buffered = 0
+        self._unsynced_dirs: set[Path] = set()
+        self._root = Path(settings.data_dir)
+        self._syncfs = settings.durability == "syncfs" and syncfs_available()
+        if settings.durability == "syncfs" and not self._syncfs:
+            log.warning("syncfs(2) is not available here: flushes fsync every file and folder instead")
         self._listeners: list[Callable[[WindowKey, pa.Table], None]] = []
 
     def add_listener(self, listener: Callable[["WindowKey", pa.Table], None]) -> None:
@@ -106,25 +122,30 @@ class LandingSink:
         if self._closed(start, state.watermark_ms):
             self.metrics.late.inc()
         state.watermark_ms = max(state.watermark_ms, ts_ms)
-        waiting_since = self._waiting_since(produced_at)
+        waiting_since, backlog = self._waiting_since(produced_at)
         window = self._windows.get(key := WindowKey(partition, record["property_id"], start))
         if window is None:
-            window = self._windows[key] = _Window(first_wall=waiting_since)
-        elif waiting_since < window.first_wall:
-            window.first_wall = waiting_since
+            window = self._windows[key] = _Window(first_wall=waiting_since, backlog=backlog)
+        else:
+            window.backlog = window.backlog and backlog
+            if waiting_since < window.first_wall:
+                window.first_wall = waiting_since
         window.rows.append(row)
         window.offsets.append(offset)
         window.handles.append(handle)
         self._buffered += 1
         return verdict
 
-    def _waiting_since(self, produced_at: float | None) -> float:
-        """On the sink's clock: when the record started waiting (see the module doc)."""
+    def _waiting_since(self, produced_at: float | None) -> tuple[float, bool]:
+        """On the sink's clock: when the record started waiting (see the module doc), and
+        whether it is part of a backlog (produced at least the flush interval ago)."""
         now = self._clock()
         if produced_at is None:
-            return now
+            return now, False
         age = time.time() - produced_at
-        return now - age if 0 < age < self.settings.flush_interval_seconds else now
+        if age >= self.settings.flush_interval_seconds:
+            return now, True
+        return (now - age if age > 0 else now), False
 
     def _count(self, verdict: Verdict) -> None:
         counter = {Verdict.REDELIVERED: self.metrics.redelivered,
@@ -142,15 +163,18 @@ class LandingSink:
     def buffered(self) -> int:
         return self._buffered
 
-    def flush_due(self) -> list[Any]:
-        """Flush what must land now; returns the handles that are now safe to commit."""
+    def flush_due(self, drained: bool = False) -> list[Any]:
+        """Flush what must land now; returns the handles that are now safe to commit.
+        `drained`: the stream has nothing more to hand over for now, so windows holding only
+        backlog records land too (they waited only to fill up while the backlog kept coming)."""
         if not self._windows:
             return []
         waited = self._clock() - min(w.first_wall for w in self._windows.values())
         if self._buffered >= self.settings.flush_max_events or waited >= self.settings.flush_interval_seconds:
             return self.flush()
-        closed = [k for k in self._windows if self._closed(k.start_ms, self._partitions[k.partition].watermark_ms)]
-        return self.flush(closed) if closed else []
+        due = [k for k, w in self._windows.items()
+               if (drained and w.backlog) or self._closed(k.start_ms, self._partitions[k.partition].watermark_ms)]
+        return self.flush(due) if due else []
 
     def flush(self, keys: Iterable[WindowKey] | None = None) -> list[Any]:
         """Land the given windows (default: all). On failure nothing is handed back."""
@@ -183,21 +207,30 @@ class LandingSink:
         return handles
 
     def _write_durably(self, tables: dict[WindowKey, pa.Table]) -> None:
+        """syncfs mode: write every temp file, one syncfs, link them all, one more syncfs (a linked
+        file's content is always durable before its name). fsync mode: fsync each temp file as
+        it is written, then each changed folder once after the links."""
         staged: list[tuple[Path, Path]] = []
         published: list[Path] = []
+        folders = self._unsynced_dirs
         try:
             for key, table in tables.items():
                 staged.append(self._write_temp(key, self._windows[key], table))
+            if self._syncfs:
+                sync_filesystem(self._root)
             failpoints.reach("flush_after_temp_files")
-            folders = set()
             for tmp, final in staged:
                 _link_no_overwrite(tmp, final)
                 published.append(final)
                 folders.add(final.parent)
                 if len(staged) > 1:
                     failpoints.reach("flush_between_links")
-            for folder in folders:
+            if self._syncfs:
+                sync_filesystem(self._root)
+                folders.clear()
+            for folder in list(folders):
                 fsync_dir(folder)
+                folders.discard(folder)
         except BaseException:
             for final in published:   # not acked yet: take them back so the retry can publish all
                 final.unlink(missing_ok=True)
@@ -207,17 +240,21 @@ class LandingSink:
                 tmp.unlink(missing_ok=True)
 
     def _write_temp(self, key: WindowKey, window: _Window, table: pa.Table) -> tuple[Path, Path]:
+        """The window's file under its temp name (fsynced in fsync mode). The parents of folders
+        made for it wait in _unsynced_dirs until a flush has synced them (a failed flush leaves
+        them there)."""
         day = datetime.fromtimestamp(key.start_ms / 1000, tz=timezone.utc).date()
         folder = partition_dir(self.settings.data_dir, key.property_id, day)
-        _make_dirs_durably(folder)
+        self._unsynced_dirs.update(_make_dirs(folder))
         name = PartName(self.topic, key.partition, min(window.offsets), max(window.offsets), self.epoch)
         final = folder / name.filename()
         tmp = temp_name(final)
         try:
             with open(tmp, "wb") as fh:
-                pq.write_table(table, fh, compression="zstd")
+                pq.write_table(table, fh, **PART_FILE_OPTIONS)
                 fh.flush()
-                os.fsync(fh.fileno())
+                if not self._syncfs:
+                    os.fsync(fh.fileno())
                 size = fh.tell()
         except BaseException:
             tmp.unlink(missing_ok=True)   # e.g. the disk ran full halfway through
@@ -324,10 +361,10 @@ def _link_no_overwrite(tmp: Path, final: Path) -> None:
                       f"writer on the same partition") from None
 
 
-def _make_dirs_durably(folder: Path) -> None:
+def _make_dirs(folder: Path) -> list[Path]:
+    """Make `folder` and its missing parents; the folders whose entries changed (to fsync)."""
     if folder.is_dir():
-        return
+        return []
     missing = [p for p in [folder, *folder.parents] if not p.exists()]
     folder.mkdir(parents=True, exist_ok=True)
-    for created in missing:
-        fsync_dir(created.parent)
+    return [created.parent for created in missing]

@@ -8,7 +8,6 @@ message a row came from.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from datetime import date, datetime, timedelta, timezone
 
@@ -41,22 +40,28 @@ def to_millis(ts: datetime | int) -> int:
 
 
 
+_FEATURES_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+_NO_CONTEXT = (None,) * len(CONTEXT_FIELDS)
+
+
 def record_to_row(record: dict) -> tuple:
     """Content columns of one validated record, in CONTENT_COLUMNS order (timestamp as epoch ms)."""
-    context = record.get("context") or {}
-    features = record.get("features")
+    get = record.get
+    context = get("context")
+    features = get("features")
     return (
         record["event_id"], to_millis(record["timestamp"]), float(record["quoted_price"]),
         bool(record["accepted"]),
-        *(record.get(name) for name in PRICE_FIELDS),
-        *(context.get(name) for name in CONTEXT_FIELDS),
-        None if features is None else json.dumps(features, sort_keys=True, separators=(",", ":")),
+        *map(get, PRICE_FIELDS),
+        *(_NO_CONTEXT if context is None else map(context.get, CONTEXT_FIELDS)),
+        None if features is None else _FEATURES_JSON(features),
     )
 
 
-def row_digest(row: tuple) -> bytes:
-    """Fingerprint of a row's content: equal rows give equal digests, before and after landing."""
-    return hashlib.blake2b(repr(row).encode("utf-8"), digest_size=12).digest()
+def row_digest(row: tuple) -> int:
+    """Fingerprint of a row's content within this process (the dedupe state never leaves it):
+    equal rows give equal digests, before and after landing (a NaN never reaches a row)."""
+    return hash(row)
 
 
 def row_day(row: tuple) -> date:

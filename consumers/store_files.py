@@ -6,6 +6,9 @@ under outcomes/. Everything is on one filesystem, so moving a folder there is on
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 import shutil
@@ -74,6 +77,30 @@ def write_parquet_durably(table: pa.Table, path: Path) -> None:
         os.fsync(fh.fileno())
     os.replace(temp, path)
     fsync_dir(path.parent)
+
+
+def sync_filesystem(path: Path) -> None:
+    """syncfs(2): make everything written on `path`'s filesystem durable (data, inodes, folder
+    entries) in one call; OSError when the kernel reports a writeback error (Linux >= 5.8)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        if _libc().syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
+    finally:
+        os.close(fd)
+
+
+def syncfs_available() -> bool:
+    try:
+        return hasattr(_libc(), "syncfs")
+    except OSError:
+        return False
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 
 def fsync_dir(folder: Path) -> None:

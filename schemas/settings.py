@@ -56,6 +56,9 @@ class Settings:
         7, "BOOKLOOP_DEDUPE_HORIZON_DAYS", "Event-time horizon within which a repeated event_id is dropped")
     session_timeout_seconds: float = _setting(
         10.0, "BOOKLOOP_SESSION_TIMEOUT_SECONDS", "Consumer session timeout (Tansu joins take about half)")
+    durability: str = _setting(
+        "syncfs", "BOOKLOOP_DURABILITY",
+        "How a flush makes its files durable before acking: syncfs (two syncfs calls per flush; Linux) or fsync (every file and folder)")
     take_batch: int = _setting(1000, "BOOKLOOP_TAKE_BATCH", "Events the worker takes from Faust per batch")
     max_message_bytes: int = _setting(
         1_000_000, "BOOKLOOP_MAX_MESSAGE_BYTES", "Larger outcome messages are dead-lettered")
@@ -145,6 +148,8 @@ class Settings:
         if not (0 < self.drift_ks_p < 1 and 0 <= self.drift_share < 1 and self.drift_psi > 0
                 and self.drift_psi_bins >= 2):
             raise ConfigError("drift thresholds need 0 < ks_p < 1, 0 <= share < 1, psi > 0 and psi_bins >= 2")
+        if self.durability not in DURABILITY_MODES:
+            raise ConfigError(f"BOOKLOOP_DURABILITY={self.durability!r}: use one of {', '.join(DURABILITY_MODES)}")
         if not 1 <= self.web_port <= 65535:
             raise ConfigError(f"web_port must be between 1 and 65535, got {self.web_port}")
         if not self.group_id.strip():
@@ -162,6 +167,7 @@ class Settings:
 
 
 MAX_WINDOW_DAYS = 36_500   # drift windows counted back from an as-of day stay far from year 1
+DURABILITY_MODES = ("syncfs", "fsync")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
