@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Iterable
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from consumers.acks import OrderedAcks
+from consumers.decode_pool import DecodePool
 from consumers.dedupe import Verdict
 from consumers.drift_tracker import attach_drift_tracker
 from consumers.http_api import register_http_api
@@ -56,35 +58,72 @@ class LandingWorker:
         self.draining = False                 # revoked: ignore events until the next assignment
         self._schemas_read_at = float("-inf")
         self._last_batch_at = float("-inf")
+        self.decoder = DecodePool(settings, settings.decode_helpers) if settings.decode_helpers else None
+        self._decoding: _Decoding | None = None   # taken, handed to a helper, not landed yet
+        self._landing = asyncio.Lock()            # batches land one at a time, in order
         self.disk_paused = False
         self.assigned: set = set()
 
     async def process(self, events: list) -> None:
-        dead: list[tuple[Any, Rejected]] = []
-        for event in events:
-            message = event.message
-            if not self._in_order(message.generation_id, message.partition, message.offset):
-                continue  # fetched before a rebalance, or an offset already taken
-            self.metrics.consumed.inc()
-            self.acks.track(message.partition, message.offset, event)
-            outcome = await self._read(event.value)
-            if outcome is None:
-                continue  # revoked while the registry was down: read again by the next owner
-            if isinstance(outcome, Rejected):
-                dead.append((event, outcome))
-            elif self.sink.accept(message.partition, message.offset, outcome, event,
-                                  message.timestamp) is not Verdict.NEW:
-                self._complete([event])
-        if dead:
-            await self._dead_letter(dead)
-            self._complete(event for event, _ in dead)
+        """Take the batch (in order, tracked for acks) and hand it to a decode helper; meanwhile land
+        the batch before it. A short batch means the stream has drained: land this one too."""
         self._last_batch_at = time.monotonic()
-        self._complete(self._flush_due(drained=len(events) < self.settings.take_batch))
+        taken = [event for event in events if self._take(event)]
+        self.metrics.consumed.inc(len(taken))
+        previous, self._decoding = self._decoding, None
+        if taken:
+            self._decoding = _Decoding(self.generation, taken, self._submit(taken))
+        drained = len(events) < self.settings.take_batch
+        async with self._landing:
+            if previous is not None:
+                await self._land(previous)
+            if self._decoding is not None and (drained or self.decoder is None):
+                current, self._decoding = self._decoding, None
+                await self._land(current)
+        self._complete(self._flush_due(drained))
         while self.disk_paused and not self.draining:   # hold the stream: Faust stops fetching
             await asyncio.sleep(1.0)
             self._complete(self._flush_due())
         _ack(self.acks.ready())
         self.metrics.buffered.set(self.sink.buffered)
+
+    def _take(self, event: Any) -> bool:
+        message = event.message
+        if not self._in_order(message.generation_id, message.partition, message.offset):
+            return False   # fetched before a rebalance, or an offset already taken
+        self.acks.track(message.partition, message.offset, event)
+        return True
+
+    def _submit(self, events: list) -> asyncio.Future:
+        if self.decoder is None:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+        return self.decoder.submit([event.value for event in events])
+
+    async def _land(self, decoding: "_Decoding") -> None:
+        """Accept a decoded batch into the sink; values the helper did not answer are read here."""
+        answers = await decoding.answers or [None] * len(decoding.events)
+        dead: list[tuple[Any, Rejected]] = []
+        for event, answer in zip(decoding.events, answers):
+            if self.draining or decoding.generation != self.generation:
+                return   # revoked meanwhile: the next owner reads these again (none was acked)
+            message = event.message
+            if answer is None:
+                outcome = await self._read(event.value)
+                if outcome is None or self.draining or decoding.generation != self.generation:
+                    return
+                if isinstance(outcome, Rejected):
+                    dead.append((event, outcome))
+                    continue
+                verdict = self.sink.accept(message.partition, message.offset, outcome, event, message.timestamp)
+            else:
+                verdict = self.sink.accept_row(message.partition, message.offset, *answer, event, message.timestamp)
+            if verdict is not Verdict.NEW:
+                self._complete([event])
+        if dead:
+            await self._dead_letter(dead)
+            self._complete(event for event, _ in dead)
 
     async def _read(self, value: bytes | None) -> dict | Rejected | None:
         """The outcome or its rejection. An unknown fingerprint makes us read the announced schemas
@@ -115,6 +154,8 @@ class LandingWorker:
         self._schemas_read_at = time.monotonic()
         for schema in await asyncio.to_thread(read_announced, self.settings):
             self.codec.register(schema, origin=f"announced on {self.settings.schema_topic}")
+            if self.decoder is not None:
+                self.decoder.teach(schema)
         return True
 
     def _in_order(self, generation: int, partition: int, offset: int) -> bool:
@@ -139,6 +180,7 @@ class LandingWorker:
         return True
 
     def _reset(self) -> None:
+        self._decoding = None     # nor was any of the batch being decoded
         self.sink.discard_all()   # nothing in it was acked; Faust reads it again from the commits
         self.acks.reset()
         self.positions.clear()
@@ -150,6 +192,11 @@ class LandingWorker:
 
     async def tick(self) -> None:
         quiet = time.monotonic() - self._last_batch_at > 2 * TAKE_WITHIN_SECONDS
+        if quiet and self._decoding is not None:
+            async with self._landing:
+                decoding, self._decoding = self._decoding, None
+                if decoding is not None:
+                    await self._land(decoding)
         self._complete(self._flush_due(drained=quiet))
         _ack(self.acks.ready())
 
@@ -189,6 +236,7 @@ class LandingWorker:
     async def on_revoked(self, sender: Any, revoked: Iterable, **_: Any) -> None:
         """Land what is buffered, ack and commit it, and take no more events of this generation."""
         mine = {tp.partition for tp in revoked if tp.topic == self.settings.outcomes_topic}
+        self._decoding = None   # not landed, not acked: the next owner reads it again
         try:
             self._complete(self.sink.release(mine))
         except OSError as exc:
@@ -206,6 +254,13 @@ class LandingWorker:
         if self.draining:   # the generation number did not change (a restarted broker reuses 0)
             self._reset()
         log.info("assigned %s", sorted(tp.partition for tp in self.assigned))
+
+
+@dataclass(frozen=True)
+class _Decoding:
+    generation: int | None
+    events: list
+    answers: asyncio.Future   # DecodePool answers, or None: read every value in the worker
 
 
 def _ack(events: list[Any]) -> None:
@@ -244,6 +299,13 @@ def create_worker(settings: Settings, registry: CollectorRegistry | None = None)
             await worker.process(events)
 
     app.agent(outcomes, name="bookloop.land")(land)
+    if worker.decoder is not None:
+        app.task(worker.decoder.start)
+
+        async def close_decoder(sender: Any, **_: Any) -> None:
+            await worker.decoder.close()
+
+        app.on_before_shutdown.connect(close_decoder)
     app.timer(FLUSH_CHECK_SECONDS, name="bookloop.flush_due")(worker.tick)
     app.on_partitions_revoked.connect(worker.on_revoked)
     app.on_partitions_assigned.connect(worker.on_assigned)

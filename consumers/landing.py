@@ -109,8 +109,13 @@ class LandingSink:
                produced_at: float | None = None) -> Verdict:
         """Buffer a validated record unless it already landed. Non-NEW verdicts: ack at once.
         `produced_at`: the message's Kafka timestamp (epoch seconds), when known."""
+        return self.accept_row(partition, offset, record["property_id"], rowmod.record_to_row(record),
+                               handle, produced_at)
+
+    def accept_row(self, partition: int, offset: int, property_id: str, row: tuple, handle: Any,
+                   produced_at: float | None = None) -> Verdict:
+        """`accept` of a record already turned into its row (rows.record_to_row)."""
         state = self._partitions.get(partition) or self._resume(partition, offset)
-        row = rowmod.record_to_row(record)
         digest = rowmod.row_digest(row)
         verdict = state.dedupe.check(row[0], digest, offset)
         if verdict is not Verdict.NEW:
@@ -123,7 +128,7 @@ class LandingSink:
             self.metrics.late.inc()
         state.watermark_ms = max(state.watermark_ms, ts_ms)
         waiting_since, backlog = self._waiting_since(produced_at)
-        window = self._windows.get(key := WindowKey(partition, record["property_id"], start))
+        window = self._windows.get(key := WindowKey(partition, property_id, start))
         if window is None:
             window = self._windows[key] = _Window(first_wall=waiting_since, backlog=backlog)
         else:

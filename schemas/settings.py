@@ -59,6 +59,9 @@ class Settings:
     durability: str = _setting(
         "syncfs", "BOOKLOOP_DURABILITY",
         "How a flush makes its files durable before acking: syncfs (two syncfs calls per flush; Linux) or fsync (every file and folder)")
+    decode_helpers: int = _setting(
+        1, "BOOKLOOP_DECODE_HELPERS",
+        "Child processes of the worker that decode and validate batches while it lands the previous one; 0: decode in the worker")
     take_batch: int = _setting(1000, "BOOKLOOP_TAKE_BATCH", "Events the worker takes from Faust per batch")
     max_message_bytes: int = _setting(
         1_000_000, "BOOKLOOP_MAX_MESSAGE_BYTES", "Larger outcome messages are dead-lettered")
@@ -130,7 +133,7 @@ class Settings:
     def check(self) -> None:
         if self.window_seconds <= 0 or 86400 % self.window_seconds:
             raise ConfigError(f"window_seconds={self.window_seconds} must be positive and divide 86400")
-        for name in ("lateness_seconds", "dedupe_horizon_days", "drift_eval_interval_seconds"):
+        for name in ("lateness_seconds", "dedupe_horizon_days", "drift_eval_interval_seconds", "decode_helpers"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes", "api_max_body_bytes"):

@@ -1,3 +1,4 @@
+import os
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -120,6 +121,48 @@ def test_the_interval_counts_from_produce_for_live_events_and_from_read_for_a_ba
     assert sink.flush_due() == []
     clock.now += 1.1
     assert sorted(sink.flush_due()) == [1, 2]
+
+
+def test_a_drained_stream_lands_backlog_windows_at_once_and_live_ones_on_their_clock(tmp_path):
+    clock = Clock()
+    sink, _ = make_sink(tmp_path, clock=clock, flush_interval_seconds=5.0)
+    old = time.time() - 3600
+    sink.accept(0, 0, record(0, day=0), "backlog", produced_at=old)
+    sink.accept(1, 0, record(1, day=0, prop="resort"), "live", produced_at=time.time() - 1.0)
+    sink.accept(2, 0, record(2, day=0, prop="spa"), "mixed", produced_at=old)
+    sink.accept(2, 1, record(3, day=0, prop="spa"), "mixed-live", produced_at=time.time())
+    sink.accept(3, 0, record(4, day=0, prop="inn"), "no-timestamp")
+    assert sink.flush_due() == []                     # backlog windows wait while more may come
+    assert sink.flush_due(drained=True) == ["backlog"]
+    assert sink.buffered == 4
+    clock.now += 5.0
+    assert sorted(sink.flush_due()) == ["live", "mixed", "mixed-live", "no-timestamp"]
+
+
+@pytest.mark.parametrize("mode", ["syncfs", "fsync"])
+def test_a_flush_makes_files_and_folders_durable_before_handing_back(tmp_path, monkeypatch, mode):
+    calls = []
+    monkeypatch.setattr("consumers.landing.os.fsync", lambda fd: calls.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))))
+    monkeypatch.setattr("consumers.landing.sync_filesystem", lambda path: calls.append(("syncfs", str(path))))
+    sink, _ = make_sink(tmp_path, durability=mode)
+    for offset, day in enumerate([0, 1, 2]):
+        sink.accept(0, offset, record(offset, day=day), offset)
+    assert sorted(sink.flush()) == [0, 1, 2]
+    files = sorted(str(p) for p in (tmp_path / "outcomes").rglob("*.parquet"))
+    assert len(files) == 3
+    if mode == "syncfs":
+        assert calls == [("syncfs", str(tmp_path))] * 2
+    else:
+        temps = [Path(path).name for _, path in calls[:3]]   # os.fsync of each temp file, then the folders
+        assert all(name.startswith(".") and name.endswith(".parquet.tmp") for name in temps)
+        folders = sorted(path for _, path in calls[3:])
+        days = sorted(str(Path(f).parent) for f in files)
+        # the three new date folders, their property folder, outcomes/ and the data dir, once each
+        assert folders == sorted(days + [str(Path(days[0]).parent), str(tmp_path / "outcomes"), str(tmp_path)])
+    calls.clear()
+    sink.accept(0, 3, record(3, day=2, hours=1), 3)
+    sink.flush()
+    assert len(calls) == 2   # syncfs twice, or the file and its folder: no folder is new
 
 
 def test_hostile_property_id_stays_inside_store_and_reads_back(tmp_path):

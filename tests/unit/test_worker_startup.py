@@ -67,6 +67,8 @@ def test_bad_web_port_and_group_id_flags_are_usage_errors(tmp_path, args, text):
 @pytest.mark.parametrize("env, text", [
     ({"BOOKLOOP_WEB_PORT": "70000"}, "web_port must be between 1 and 65535, got 70000"),
     ({"BOOKLOOP_GROUP_ID": " "}, "group_id must not be empty"),
+    ({"BOOKLOOP_DURABILITY": "none"}, "BOOKLOOP_DURABILITY='none': use one of syncfs, fsync"),
+    ({"BOOKLOOP_DECODE_HELPERS": "-1"}, "decode_helpers must be >= 0, got -1"),
 ])
 def test_settings_check_port_range_and_group_id(env, text):
     with pytest.raises(ConfigError, match=text):
