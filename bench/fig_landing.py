@@ -4,7 +4,7 @@
    first; then the Faust floor (bench/floor_app.py: decode only, take() batches) and the real
    `bookloop worker` (drift on) each consume it in their own group. Each is timed from its first
    consumed event to its group having committed past the last delivered offset.
-4. Memory: the worker's peak RSS (VmHWM, read before stopping it) after the 1x replay above versus
+4. Memory: the worker's peak RSS (VmHWM of it and its decode helpers, read before stopping it) after the 1x replay above versus
    after the 10x data (bench/records.py) on a topic of its own.
 """
 from __future__ import annotations
@@ -59,6 +59,6 @@ def measure_memory(bootstrap: str, work: Path, one_x: kafka_run.Consumed) -> Fig
     return Figure(
         4, "worker peak RSS, 10x vs 1x replay", value=ten_x.peak_rss / MIB, unit="MiB",
         baseline=one_x.peak_rss / MIB, ratio=ratio, target="≤ 1.3×", passed=ratio <= 1.3,
-        note=f"VmHWM of the worker process; 10x = {tenfold_count():,} events (real data re-keyed, "
+        note=f"VmHWM of the worker process plus its decode helper; 10x = {tenfold_count():,} events (real data re-keyed, "
              f"dates shifted 0-9 days, 20 properties) landed in {ten_x.seconds:.0f} s "
              f"({ten_x.rate:,.0f} ev/s)")

@@ -56,11 +56,24 @@ def wait_committed_at(settings: Settings, group_id: str, last_offsets: dict[int,
 
 
 def peak_rss_bytes(pid: int) -> int:
-    """VmHWM of a live process: its peak resident set size."""
+    """Peak resident set size of a live process and its children (the worker's decode helpers):
+    the sum of their VmHWM, an upper bound because their peaks need not coincide."""
+    return sum(_vm_hwm(p) for p in [pid, *_children(pid)])
+
+
+def _vm_hwm(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) * 1024
     raise RuntimeError(f"/proc/{pid}/status has no VmHWM")
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *_children(int(child))]
+    return found
 
 
 @dataclass

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import platform
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +35,9 @@ def not_measured(id_: int, name: str, target: str, reason: str) -> Figure:
     return Figure(id_, name, target=target, passed=False, note=f"not measured: {reason}")
 
 
+_KEPT = re.compile(r"\(from the run of [^)]*\) ")
+
+
 def previous_figures(results_dir: Path = RESULTS_DIR) -> dict[int, Figure]:
     """The figures of the last written latest.json, each noted with its run's date."""
     path = results_dir / "latest.json"
@@ -44,7 +48,10 @@ def previous_figures(results_dir: Path = RESULTS_DIR) -> dict[int, Figure]:
     for item in doc["figures"]:
         item = dict(item)
         item["passed"] = item.pop("pass")
-        item["note"] = f"(from the run of {doc['date']}) {item.get('note', '')}"
+        note = item.get("note", "")
+        if not _KEPT.match(note):   # a figure kept again keeps the date of the run that measured it
+            note = f"(from the run of {doc['date']}) {note}"
+        item["note"] = note
         figures[item["id"]] = Figure(**item)
     return figures
 
