@@ -44,11 +44,14 @@ MODEL_TYPES = ("conversion", "adr", "revpar")
 VALIDATION_SHARE = 0.2
 EARLY_STOP_SHARE = 0.1
 MAX_ROUNDS = 2000
-EARLY_STOPPING_ROUNDS = 50
+EARLY_STOPPING_ROUNDS = 20
 MIN_ROWS = 50  # per side of each split
 EXCLUDED_FEATURES = {"conversion": (), "adr": ("quoted_price",), "revpar": ()}
-PARAMS = {"learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 50, "feature_fraction": 0.8,
-          "cat_smooth": 10.0, "seed": 7, "deterministic": True, "force_row_wise": True, "verbose": -1}
+# A higher learning rate than the seed's 0.05 needs about a third of the rounds; more data per leaf,
+# a little L2 and 63 bins keep the quality (README, Retraining: measured conversion AUC within 0.002).
+PARAMS = {"learning_rate": 0.15, "num_leaves": 31, "min_data_in_leaf": 100, "lambda_l2": 1.0,
+          "feature_fraction": 0.8, "max_bin": 63, "cat_smooth": 10.0, "seed": 7, "deterministic": True,
+          "force_row_wise": True, "verbose": -1}
 _OBJECTIVES = {"conversion": "binary", "adr": "regression", "revpar": "regression"}
 _LANDING_ORDER = ("timestamp", "event_id", "source_partition", "source_offset")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -103,8 +106,8 @@ def load_table(data_dir: str | Path, property_id: str, cutoff: datetime, store: 
         found = scan(root / f"{PROPERTY_PREFIX}{encode_segment(property_id)}", ROW_SCHEMA.names)
     table = ROW_SCHEMA.empty_table() if found is None else _with_all_columns(found.table)
     limit = pa.scalar(cutoff, type=pa.timestamp("ms", tz="UTC"))
-    # one chunk per part file until here: sorting and taking are much cheaper on one
-    return dedupe(table.filter(pc.less(table.column("timestamp"), limit)).combine_chunks())
+    table = table.combine_chunks()  # one chunk per part file until here; filtering and sorting one is cheaper
+    return dedupe(table.filter(pc.less(table.column("timestamp"), limit)))
 
 
 def _with_all_columns(table: pa.Table) -> pa.Table:
