@@ -34,7 +34,7 @@ def measure_throughput(bootstrap: str, work: Path, limit: int | None = None) -> 
              f"{worker.seconds:.1f} s, floor {floor.seconds:.1f} s from first consumed to all committed; "
              f"worker landed {worker.metrics.get('bookloop_events_landed_total', 0):,.0f} rows in "
              f"{worker.metrics.get('bookloop_parquet_files_written_total', 0):,.0f} files; 2 workers: "
-             f"the 2 properties' events are on 2 of the partitions, one per worker, and on {os.cpu_count()} "
+             f"the 1x data's 2 properties hash to 2 of the 4 partitions, and on {os.cpu_count()} "
              f"cores one worker with its decode helper already keeps them busy",
         details=[two])
     return figure, worker
