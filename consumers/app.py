@@ -70,15 +70,14 @@ class LandingWorker:
         self._last_batch_at = time.monotonic()
         taken = [event for event in events if self._take(event)]
         self.metrics.consumed.inc(len(taken))
-        previous, self._decoding = self._decoding, None
-        if taken:
-            self._decoding = _Decoding(self.generation, taken, self._submit(taken))
+        current = _Decoding(self.generation, taken, self._submit(taken)) if taken else None
         drained = len(events) < self.settings.take_batch
-        async with self._landing:
+        async with self._landing:   # `_decoding` changes hands only under the lock: batches land in order
+            previous, self._decoding = self._decoding, current
             if previous is not None:
                 await self._land(previous)
-            if self._decoding is not None and (drained or self.decoder is None):
-                current, self._decoding = self._decoding, None
+            if current is not None and self._decoding is current and (drained or self.decoder is None):
+                self._decoding = None
                 await self._land(current)
         self._complete(self._flush_due(drained))
         while self.disk_paused and not self.draining:   # hold the stream: Faust stops fetching
@@ -236,6 +235,7 @@ class LandingWorker:
     async def on_revoked(self, sender: Any, revoked: Iterable, **_: Any) -> None:
         """Land what is buffered, ack and commit it, and take no more events of this generation."""
         mine = {tp.partition for tp in revoked if tp.topic == self.settings.outcomes_topic}
+        self.draining = True    # a batch landing meanwhile stops where it is (see _land)
         self._decoding = None   # not landed, not acked: the next owner reads it again
         try:
             self._complete(self.sink.release(mine))
@@ -244,7 +244,6 @@ class LandingWorker:
             self.sink.discard_all()
         _ack(self.acks.ready())
         await self.app.consumer.commit()
-        self.draining = True
         self.positions.clear()
         self.assigned.clear()
 
