@@ -58,7 +58,8 @@ class LandingWorker:
         self.draining = False                 # revoked: ignore events until the next assignment
         self._schemas_read_at = float("-inf")
         self._last_batch_at = float("-inf")
-        self.decoder = DecodePool(settings, settings.decode_helpers) if settings.decode_helpers else None
+        self.decoder = (DecodePool(settings, settings.decode_helpers, metrics.decode_helpers_lost.inc)
+                        if settings.decode_helpers else None)
         self._decoding: _Decoding | None = None   # taken, handed to a helper, not landed yet
         self._landing = asyncio.Lock()            # batches land one at a time, in order
         self.disk_paused = False
@@ -190,6 +191,8 @@ class LandingWorker:
             self.acks.complete(event.message.partition, event.message.offset)
 
     async def tick(self) -> None:
+        if self.decoder is not None:
+            self.decoder.check()   # a hung helper would hold the batch being landed forever
         quiet = time.monotonic() - self._last_batch_at > 2 * TAKE_WITHIN_SECONDS
         if quiet and self._decoding is not None:
             async with self._landing:

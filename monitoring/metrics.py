@@ -50,6 +50,10 @@ class IngestMetrics:
             registry=registry)
         self.buffered = Gauge(
             "bookloop_buffered_events", "Events waiting in open windows", registry=registry)
+        self.decode_helpers_lost = Counter(
+            "bookloop_decode_helpers_lost_total",
+            "Decode helpers that died or stopped answering (the worker read their batches itself)",
+            registry=registry)
         self.event_time_lag = Gauge(
             "bookloop_event_time_lag_seconds",
             "Wall clock minus the newest event time seen (large during a replay of history)",

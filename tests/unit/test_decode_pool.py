@@ -85,3 +85,27 @@ def test_a_dead_helper_means_the_worker_decodes_until_a_new_one_runs(tmp_path, m
         return answer
 
     assert run(scenario()) == [expected(outcome(1))]
+
+
+def test_a_hung_helper_is_killed_and_counted_and_its_batch_read_in_the_worker(tmp_path, monkeypatch):
+    lost = []
+
+    async def scenario():
+        pool = DecodePool(Settings.from_env({}, data_dir=str(tmp_path)), count=1, on_lost=lambda: lost.append(1))
+        await pool.start()
+        helper = pool._helpers[0]
+        os.kill(helper.proc.pid, signal.SIGSTOP)   # alive, but answers nothing
+        pending = pool.submit([default_codec().encode(outcome(1))])
+        pool.check()
+        assert not pending.done() and helper.alive   # not overdue yet
+        monkeypatch.setattr(decode_pool, "ANSWER_SECONDS", 0.0)
+        await asyncio.sleep(0.01)
+        pool.check()
+        answer = await asyncio.wait_for(pending, 5)
+        returncode = await asyncio.wait_for(helper.proc.wait(), 5)
+        await pool.close()
+        return answer, returncode, helper.alive
+
+    answer, returncode, alive = run(scenario())
+    assert answer is None and not alive            # the worker reads the batch itself
+    assert returncode == -signal.SIGKILL and lost == [1]

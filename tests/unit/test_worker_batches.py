@@ -42,6 +42,9 @@ class HeldDecoder:
         self.pending.append((values, future))
         return future
 
+    def check(self) -> None:
+        pass
+
     def answer(self, index: int) -> None:
         values, future = self.pending[index]
         future.set_result([("p", (value,)) for value in values])
