@@ -36,6 +36,7 @@ from schemas.wire import WireCodec
 log = logging.getLogger("bookloop.worker")
 FLUSH_CHECK_SECONDS = 0.25   # how often a quiet worker checks whether buffered windows are due
 TAKE_WITHIN_SECONDS = 0.5    # a batch is handed over when full or after this long
+SCHEMA_READ_SECONDS = 10.0   # the announced schemas are read at most this often
 # aiohttp takes the charset separately; Prometheus' text format is UTF-8 either way
 _METRICS_CONTENT_TYPE = "; ".join(p for p in CONTENT_TYPE_LATEST.split("; ") if not p.startswith("charset"))
 
@@ -71,7 +72,7 @@ class LandingWorker:
         self._last_batch_at = time.monotonic()
         taken = [event for event in events if self._take(event)]
         self.metrics.consumed.inc(len(taken))
-        current = _Decoding(self.generation, taken, self._submit(taken)) if taken else None
+        current = _Decoding(self.generation, taken, self._submit(taken), time.time()) if taken else None
         drained = len(events) < self.settings.take_batch
         async with self._landing:   # `_decoding` changes hands only under the lock: batches land in order
             previous, self._decoding = self._decoding, current
@@ -110,7 +111,8 @@ class LandingWorker:
                 return   # revoked meanwhile: the next owner reads these again (none was acked)
             message = event.message
             if answer is None:
-                outcome = await self._read(event.value)
+                produced = message.timestamp if message.timestamp and message.timestamp > 0 else decoding.taken_at
+                outcome = await self._read(event.value, min(produced, decoding.taken_at))
                 if outcome is None or self.draining or decoding.generation != self.generation:
                     return
                 if isinstance(outcome, Rejected):
@@ -125,12 +127,16 @@ class LandingWorker:
             await self._dead_letter(dead)
             self._complete(event for event, _ in dead)
 
-    async def _read(self, value: bytes | None) -> dict | Rejected | None:
+    async def _read(self, value: bytes | None, produced_at: float | None = None) -> dict | Rejected | None:
         """The outcome or its rejection. An unknown fingerprint makes us read the announced schemas
-        once; an unreachable Schema Registry holds the stream (retrying) instead of dead-lettering
-        valid messages, until it answers or the partitions are revoked (then None)."""
+        (see _learn_schemas); an unreachable Schema Registry holds the stream (retrying) instead of
+        dead-lettering valid messages, until it answers or the partitions are revoked (then None).
+        `produced_at`: when the message was produced (epoch seconds; default now)."""
         outcome = await self._decode(value)
-        if isinstance(outcome, Rejected) and outcome.reason == "unknown_fingerprint" and await self._learn_schemas():
+        if (isinstance(outcome, Rejected) and outcome.reason == "unknown_fingerprint"
+                and await self._learn_schemas(time.time() if produced_at is None else produced_at)):
+            if self.draining:
+                return None
             outcome = await self._decode(value)
         delay = 1.0
         while isinstance(outcome, Rejected) and outcome.reason == "registry_unavailable":
@@ -147,11 +153,20 @@ class LandingWorker:
             return await asyncio.to_thread(read_outcome, value, self.wire, self.settings.max_message_bytes)
         return read_outcome(value, self.wire, self.settings.max_message_bytes)
 
-    async def _learn_schemas(self) -> bool:
-        """Read the schemas producers announced (at most every 10 s); True if we looked."""
-        if time.monotonic() - self._schemas_read_at < 10.0:
+    async def _learn_schemas(self, produced_at: float) -> bool:
+        """Read the schemas producers announced, unless a read began after the message was produced:
+        its producer announced its schema before producing it, so the fingerprint is truly unknown
+        (False: dead-letter it). Reads are SCHEMA_READ_SECONDS apart; a message produced since the
+        last one holds the stream until the next (a newer producer's first events are not lost)."""
+        if self._schemas_read_at >= produced_at:
             return False
-        self._schemas_read_at = time.monotonic()
+        wait = self._schemas_read_at + SCHEMA_READ_SECONDS - time.time()
+        if wait > 0:
+            log.info("an unknown writer schema: reading the announced schemas again in %.1f s", wait)
+            await asyncio.sleep(wait)
+            if self.draining:
+                return True   # revoked meanwhile: the caller leaves the message for the next owner
+        self._schemas_read_at = time.time()
         for schema in await asyncio.to_thread(read_announced, self.settings):
             self.codec.register(schema, origin=f"announced on {self.settings.schema_topic}")
             if self.decoder is not None:
@@ -263,6 +278,7 @@ class _Decoding:
     generation: int | None
     events: list
     answers: asyncio.Future   # DecodePool answers, or None: read every value in the worker
+    taken_at: float           # epoch seconds
 
 
 def _ack(events: list[Any]) -> None:
