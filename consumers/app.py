@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -242,11 +242,7 @@ class LandingWorker:
             log.warning("%s[%d]@%d dead-lettered (%s): %s", m.topic, m.partition, m.offset,
                         rejected.reason, rejected.detail)
             value = m.value if rejected.reason != "message_too_large" else None
-            headers = list(m.headers or []) + [
-                ("reason", rejected.reason.encode()), ("error", rejected.detail[:2000].encode()),
-                ("source_topic", m.topic.encode()), ("source_partition", str(m.partition).encode()),
-                ("source_offset", str(m.offset).encode())]
-            pending.append(await self.dlq.send(key=m.key, value=value, headers=headers))
+            pending.append(await self.dlq.send(key=m.key, value=value, headers=dead_letter_headers(m, rejected)))
             self.metrics.dead_lettered.labels(rejected.reason).inc()
         await asyncio.gather(*pending)  # delivered to the DLQ before the originals are acked
 
@@ -279,6 +275,21 @@ class _Decoding:
     events: list
     answers: asyncio.Future   # DecodePool answers, or None: read every value in the worker
     taken_at: float           # epoch seconds
+
+
+DEAD_LETTER_HEADERS = ("reason", "error", "source_topic", "source_partition", "source_offset")
+
+
+def dead_letter_headers(message: Any, rejected: Rejected) -> list[tuple[str, bytes]]:
+    """The original headers, then the worker's. An original header named like one of the worker's
+    is kept as `original.<name>`: a reader taking the first `reason` gets the worker's."""
+    original = message.headers or []
+    items = original.items() if isinstance(original, Mapping) else original
+    kept = [(f"original.{k}" if k in DEAD_LETTER_HEADERS else k, v) for k, v in items]
+    return kept + [
+        ("reason", rejected.reason.encode()), ("error", rejected.detail[:2000].encode()),
+        ("source_topic", message.topic.encode()), ("source_partition", str(message.partition).encode()),
+        ("source_offset", str(message.offset).encode())]
 
 
 def _ack(events: list[Any]) -> None:

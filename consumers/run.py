@@ -70,9 +70,10 @@ def run_worker(settings: Settings, create_topics: bool = True) -> None:
     check_web_port_free(settings.web_host, settings.web_port)
     wait_for_kafka(settings, create_topics)
     app, _ = create_worker(settings)
-    log.warning("worker %s consuming %s from %s, landing into %s, web on %s:%d",
-                settings.group_id, settings.outcomes_topic, settings.bootstrap_servers,
-                settings.data_dir, settings.web_host, settings.web_port)
+    log.warning("worker %s consuming %s from %s, landing into %s (durability %s, %d decode helpers), "
+                "web on %s:%d", settings.group_id, settings.outcomes_topic, settings.bootstrap_servers,
+                settings.data_dir, settings.durability, settings.decode_helpers, settings.web_host,
+                settings.web_port)
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     worker = faust.Worker(app, loglevel={"warning": "warn"}.get(level, level), quiet=True,
                           redirect_stdouts=False, override_logging=False)

@@ -61,7 +61,7 @@ class Settings:
         "How a flush makes its files durable before acking: syncfs (two syncfs calls per flush; Linux) or fsync (every file and folder)")
     decode_helpers: int = _setting(
         1, "BOOKLOOP_DECODE_HELPERS",
-        "Child processes of the worker that decode and validate batches while it lands the previous one; 0: decode in the worker")
+        "Child processes of the worker that decode and validate batches while it lands the previous one (0-64; 0: decode in the worker)")
     take_batch: int = _setting(1000, "BOOKLOOP_TAKE_BATCH", "Events the worker takes from Faust per batch")
     max_message_bytes: int = _setting(
         1_000_000, "BOOKLOOP_MAX_MESSAGE_BYTES", "Larger outcome messages are dead-lettered")
@@ -132,31 +132,34 @@ class Settings:
 
     def check(self) -> None:
         if self.window_seconds <= 0 or 86400 % self.window_seconds:
-            raise ConfigError(f"window_seconds={self.window_seconds} must be positive and divide 86400")
+            raise ConfigError(f"{_named('window_seconds')}={self.window_seconds} must be positive and divide 86400")
         for name in ("lateness_seconds", "dedupe_horizon_days", "drift_eval_interval_seconds", "decode_helpers"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+                raise ConfigError(f"{_named(name)} must be >= 0, got {getattr(self, name)}")
         for name in ("partitions", "flush_max_events", "take_batch", "max_message_bytes", "api_max_body_bytes"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{_named(name)} must be > 0, got {getattr(self, name)}")
         if self.flush_interval_seconds <= 0 or self.session_timeout_seconds <= 0:
-            raise ConfigError("flush_interval_seconds and session_timeout_seconds must be > 0")
+            raise ConfigError(f"{_named('flush_interval_seconds')} and {_named('session_timeout_seconds')} must be > 0")
         for name in ("drift_reference_days", "drift_current_days"):
             if getattr(self, name) > MAX_WINDOW_DAYS:
-                raise ConfigError(f"{name} must be at most {MAX_WINDOW_DAYS} (100 years), got {getattr(self, name)}")
+                raise ConfigError(f"{_named(name)} must be at most {MAX_WINDOW_DAYS} (100 years), got {getattr(self, name)}")
         for name in ("drift_reference_days", "drift_current_days", "drift_min_samples",
                      "drift_day_samples", "metrics_max_properties"):
             if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be > 0, got {getattr(self, name)}")
+                raise ConfigError(f"{_named(name)} must be > 0, got {getattr(self, name)}")
         if not (0 < self.drift_ks_p < 1 and 0 <= self.drift_share < 1 and self.drift_psi > 0
                 and self.drift_psi_bins >= 2):
             raise ConfigError("drift thresholds need 0 < ks_p < 1, 0 <= share < 1, psi > 0 and psi_bins >= 2")
+        if self.decode_helpers > MAX_DECODE_HELPERS:
+            raise ConfigError(f"{_named('decode_helpers')} must be at most {MAX_DECODE_HELPERS}, got "
+                              f"{self.decode_helpers} (more helpers than cores only slow start-up)")
         if self.durability not in DURABILITY_MODES:
             raise ConfigError(f"BOOKLOOP_DURABILITY={self.durability!r}: use one of {', '.join(DURABILITY_MODES)}")
         if not 1 <= self.web_port <= 65535:
-            raise ConfigError(f"web_port must be between 1 and 65535, got {self.web_port}")
+            raise ConfigError(f"{_named('web_port')} must be between 1 and 65535, got {self.web_port}")
         if not self.group_id.strip():
-            raise ConfigError("group_id must not be empty")
+            raise ConfigError(f"{_named('group_id')} must not be empty")
         _check_kafka_security(self)
 
     def to_env(self) -> dict[str, str]:
@@ -169,6 +172,12 @@ class Settings:
         return new
 
 
+def _named(name: str) -> str:
+    """A setting as a user sets it: its env var, and the field (and CLI flag) name."""
+    return f"{Settings.__dataclass_fields__[name].metadata['env']} ({name})"
+
+
+MAX_DECODE_HELPERS = 64
 MAX_WINDOW_DAYS = 36_500   # drift windows counted back from an as-of day stay far from year 1
 DURABILITY_MODES = ("syncfs", "fsync")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")

@@ -220,6 +220,7 @@ def _check_feature_value(key: str, value: Any) -> None:
 
 
 def _reject_feature(key: str, value: Any) -> None:
+    number = _is_real(value) and not isinstance(value, bool)
     raise ValidationError(
-        "feature_not_finite",
+        "feature_not_finite" if number else "feature_type_invalid",
         f"feature {key!r} must be None, a finite number or a string, got {value!r:.80}")

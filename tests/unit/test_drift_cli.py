@@ -108,7 +108,7 @@ def test_window_days_from_the_environment_are_bounded_too(store, monkeypatch):
     monkeypatch.setenv("BOOKLOOP_DRIFT_REFERENCE_DAYS", "100000000")
     result = run(store, "--property-id", "city")
     assert result.exit_code == 2
-    assert "Error: drift_reference_days must be at most 36500 (100 years), got 100000000" in result.output
+    assert "Error: BOOKLOOP_DRIFT_REFERENCE_DAYS (drift_reference_days) must be at most 36500 (100 years), got 100000000" in result.output
 
 
 def test_an_empty_store_is_an_error(tmp_path):
