@@ -77,4 +77,6 @@ def run_worker(settings: Settings, create_topics: bool = True) -> None:
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     worker = faust.Worker(app, loglevel={"warning": "warn"}.get(level, level), quiet=True,
                           redirect_stdouts=False, override_logging=False)
+    if not worker.stdout.isatty():
+        worker.spinner = None   # its cursor codes would end up in log files
     worker.execute_from_commandline()

@@ -76,6 +76,8 @@ def test_full_real_replay_lands_every_booking_once(settings_factory, tmp_path):
     assert pc.sum(table.column("accepted")).as_py() == int((bookings.is_canceled == 0).sum())
     assert metrics["bookloop_dead_lettered_total"] == len(broken)
     assert metrics["bookloop_duplicates_total"] == report.resent
+    log_text = (tmp_path / "worker.log").read_text(encoding="utf-8")
+    assert "decode helper" in log_text and "\x1b" not in log_text   # no terminal codes in log files
 
     dead = read_dlq(settings, len(broken))
     assert sorted(h["reason"].decode() for h, _ in dead) == sorted(r for r, _ in broken)
