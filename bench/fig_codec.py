@@ -12,7 +12,7 @@ from bench.report import Figure
 from schemas.codec import HEADER_SIZE, default_codec
 
 SAMPLE = 30_000
-PASSES = 7   # paired passes: ours and the baseline back to back, alternating which goes first
+PASSES = 11   # paired passes: ours and the baseline back to back, alternating which goes first
 
 
 def _paired(ours, ours_items: list, baseline, base_items: list) -> tuple[float, float, float]:

@@ -24,7 +24,7 @@ PAIRS = 3   # the machine is noisy: the median of three side-by-side pairs
 
 def measure_throughput(bootstrap: str, work: Path, limit: int | None = None) -> tuple[Figure, kafka_run.Consumed]:
     """PAIRS floor-then-worker runs over the same topic, each pair in its own groups and store; the
-    figure is the pair with the median ratio. The first pair's worker (store `x1`) is figure 4's 1x."""
+    figure is the pair with the median ratio; figure 4's 1x peak is the median of the three workers'."""
     settings = kafka_run.run_settings(bootstrap, work / "x1", "x1")
     records = real_replay()[:limit]
     sent, last = kafka_run.prepublish(settings, records)
@@ -50,7 +50,8 @@ def measure_throughput(bootstrap: str, work: Path, limit: int | None = None) -> 
              f"the 1x data's 2 properties hash to 2 of the 4 partitions, on {os.cpu_count()} cores shared "
              f"by both workers, their decode helpers and the broker",
         details=[two])
-    return figure, pairs[0][1]
+    peaks = sorted((w for _, w, _ in pairs), key=lambda w: w.peak_rss)
+    return figure, peaks[PAIRS // 2]   # figure 4's 1x: the median peak of the three worker runs
 
 
 def _two_workers(settings, sent: int, last: dict[int, int], work: Path, one_rate: float) -> dict:
@@ -75,6 +76,7 @@ def measure_memory(bootstrap: str, work: Path, one_x: kafka_run.Consumed) -> Fig
     return Figure(
         4, "worker peak RSS, 10x vs 1x replay", value=ten_x.peak_rss / MIB, unit="MiB",
         baseline=one_x.peak_rss / MIB, ratio=ratio, target="≤ 1.3×", passed=ratio <= 1.3,
-        note=f"VmHWM of the worker process plus its decode helper; 10x = {tenfold_count():,} events (real data re-keyed, "
+        note=f"VmHWM of the worker process plus its decode helper; 1x = the median of figure 1's three "
+             f"worker runs; 10x = {tenfold_count():,} events (real data re-keyed, "
              f"dates shifted 0-9 days, 20 properties) landed in {ten_x.seconds:.0f} s "
              f"({ten_x.rate:,.0f} ev/s)")
