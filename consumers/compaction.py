@@ -43,8 +43,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from consumers.paths import PartName, iter_part_files, outcomes_root
-from consumers.store_files import (first_per_event_id, fsync_dir, remove_empty_dirs, wait_for_worker_temps,
-                                   write_parquet_durably)
+from consumers.store_files import (first_per_event_id, fsync_dir, libc, remove_empty_dirs,
+                                   wait_for_worker_temps, write_parquet_durably)
 from schemas.errors import BookloopError
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ def staging_dir(data_dir: Path, folder: Path) -> Path:
 
 def exchange_dirs(a: Path, b: Path) -> None:
     """Atomically swap two folders (Linux renameat2 with RENAME_EXCHANGE, glibc >= 2.28)."""
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    renameat2 = getattr(libc(), "renameat2", None)
     if renameat2 is None:
         raise CompactionError("compaction needs renameat2 (Linux with glibc >= 2.28) to swap folders atomically")
     if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) != 0:

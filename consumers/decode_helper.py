@@ -23,21 +23,26 @@ from consumers.rows import record_to_row
 from schemas.settings import Settings
 from schemas.wire import WireCodec
 
-_LENGTH = struct.Struct(">I")
+FRAME_LENGTH = struct.Struct(">I")
+
+
+def encode_frame(message: object) -> bytes:
+    """One frame, as both sides of the pipe write it."""
+    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return FRAME_LENGTH.pack(len(body)) + body
 
 
 def write_frame(out: BinaryIO, message: object) -> None:
-    body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    out.write(_LENGTH.pack(len(body)) + body)
+    out.write(encode_frame(message))
     out.flush()
 
 
 def read_frame(source: BinaryIO) -> object | None:
     """The next message, or None at the end of the stream."""
-    header = source.read(_LENGTH.size)
-    if len(header) < _LENGTH.size:
+    header = source.read(FRAME_LENGTH.size)
+    if len(header) < FRAME_LENGTH.size:
         return None
-    (length,) = _LENGTH.unpack(header)
+    (length,) = FRAME_LENGTH.unpack(header)
     return pickle.loads(source.read(length))
 
 

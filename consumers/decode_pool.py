@@ -15,20 +15,18 @@ import asyncio
 import logging
 import os
 import pickle
-import struct
 import sys
 import time
 from collections import deque
 from typing import Callable
 
+from consumers.decode_helper import FRAME_LENGTH, encode_frame
 from schemas.settings import Settings
 
 log = logging.getLogger("bookloop.decode")
 RESTART_SECONDS = 10.0
 ANSWER_SECONDS = 30.0   # a batch takes well under a second; a registry lookup is bounded by its timeout
-_LENGTH = struct.Struct(">I")
 _PIPE_LIMIT = 16 * 2**20
-Answers = list | None
 
 
 class _Helper:
@@ -56,14 +54,13 @@ class _Helper:
                 future.set_result(None)
 
     def send(self, message: object) -> None:
-        body = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         # no drain(): at most two batches are in flight, so the transport's buffer stays bounded
-        self.proc.stdin.write(_LENGTH.pack(len(body)) + body)
+        self.proc.stdin.write(encode_frame(message))
 
     async def _read_answers(self) -> None:
         try:
             while True:
-                (length,) = _LENGTH.unpack(await self.proc.stdout.readexactly(_LENGTH.size))
+                (length,) = FRAME_LENGTH.unpack(await self.proc.stdout.readexactly(FRAME_LENGTH.size))
                 answers = pickle.loads(await self.proc.stdout.readexactly(length))
                 future, _sent = self.waiting.popleft()
                 if not future.done():

@@ -7,7 +7,6 @@ under outcomes/. Everything is on one filesystem, so moving a folder there is on
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import logging
 import os
@@ -84,7 +83,7 @@ def sync_filesystem(path: Path) -> None:
     entries) in one call; OSError when the kernel reports a writeback error (Linux >= 5.8)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _libc().syncfs(fd) != 0:
+        if libc().syncfs(fd) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"syncfs({path}): {os.strerror(err)}")
     finally:
@@ -93,14 +92,15 @@ def sync_filesystem(path: Path) -> None:
 
 def syncfs_available() -> bool:
     try:
-        return hasattr(_libc(), "syncfs")
+        return hasattr(libc(), "syncfs")
     except OSError:
         return False
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+def libc() -> ctypes.CDLL:
+    """The C library of this process (syncfs, renameat2), with errno kept for ctypes.get_errno."""
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def fsync_dir(folder: Path) -> None:
