@@ -47,7 +47,7 @@ MAX_ROUNDS = 2000
 EARLY_STOPPING_ROUNDS = 20
 MIN_ROWS = 50  # per side of each split
 EXCLUDED_FEATURES = {"conversion": (), "adr": ("quoted_price",), "revpar": ()}
-# A higher learning rate than the seed's 0.05 needs about a third of the rounds; more data per leaf,
+# A higher learning rate than the seed's 0.05 needs fewer rounds (city-0: 9.2 s -> 4.6 s); more data per leaf,
 # a little L2 and 63 bins keep the quality (README, Retraining: measured conversion AUC within 0.002).
 PARAMS = {"learning_rate": 0.15, "num_leaves": 31, "min_data_in_leaf": 100, "lambda_l2": 1.0,
           "feature_fraction": 0.8, "max_bin": 63, "cat_smooth": 10.0, "seed": 7, "deterministic": True,
